@@ -1,0 +1,84 @@
+"""Parameters of the eLSTM and of its output gate, and the paper's initialisation.
+
+eLSTM (DESIGN.md section 2):
+    z_t = tanh(W_z x_t + w_z * c_tm1 + b_z)
+    f_t = sigmoid(W_f x_t + w_f * c_tm1 + b_f)
+    c_t = f_t * c_tm1 + (1 - f_t) * z_t
+Output gate (outside the recurrence):
+    o_t = sigmoid(W_o [x_t ; c_t] + b_o),   h_t = o_t * c_t
+
+Initialisation: every eLSTM tensor ~ N(0, 0.1^2), plus an optional forget bias added to b_f
+(the paper's code default is 0). The output gate uses the usual fan-in uniform rule.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from rtrl_ref.validate import check_array, check_float_dtype
+
+
+class ELSTMParams(NamedTuple):
+    """Trainable eLSTM parameters. Gradients and RTRL traces use the same field names."""
+
+    W_z: np.ndarray  # (H, I) input weights of the candidate z
+    W_f: np.ndarray  # (H, I) input weights of the forget gate f
+    w_z: np.ndarray  # (H,)   element-wise recurrent weights of z
+    w_f: np.ndarray  # (H,)   element-wise recurrent weights of f
+    b_z: np.ndarray  # (H,)
+    b_f: np.ndarray  # (H,)
+
+    @property
+    def sizes(self) -> tuple[int, int]:
+        """(H, I)."""
+        return self.W_z.shape
+
+    def astype(self, dtype) -> "ELSTMParams":
+        return ELSTMParams(*(a.astype(dtype) for a in self))
+
+    def validate(self, name: str = "params") -> "ELSTMParams":
+        check_array(f"{name}.W_z", self.W_z, (None, None))
+        H, I = self.W_z.shape
+        dtype = check_float_dtype(f"{name}.W_z", self.W_z)
+        check_array(f"{name}.W_f", self.W_f, (("H", H), ("I", I)), dtype)
+        for field in ("w_z", "w_f", "b_z", "b_f"):
+            check_array(f"{name}.{field}", getattr(self, field), (("H", H),), dtype)
+        return self
+
+
+class OutGateParams(NamedTuple):
+    W_o: np.ndarray  # (H, I + H) reads [x_t ; c_t]
+    b_o: np.ndarray  # (H,)
+
+    def astype(self, dtype) -> "OutGateParams":
+        return OutGateParams(*(a.astype(dtype) for a in self))
+
+    def validate(self, H: int, I: int, dtype, name: str = "out_params") -> "OutGateParams":
+        check_array(f"{name}.W_o", self.W_o, (("H", H), ("I+H", I + H)), dtype)
+        check_array(f"{name}.b_o", self.b_o, (("H", H),), dtype)
+        return self
+
+
+def init_elstm(rng: np.random.Generator, I: int, H: int, dtype=np.float32,
+               std: float = 0.1, forget_bias: float = 0.0) -> ELSTMParams:
+    """Paper initialisation: each tensor ~ N(0, std^2); forget_bias is added to b_f."""
+    if I < 1 or H < 1:
+        raise ValueError(f"init_elstm: expected I >= 1 and H >= 1, got I={I}, H={H}")
+    draw = lambda *shape: (std * rng.standard_normal(shape)).astype(dtype)
+    W_z = draw(H, I)                                 # (H, I)
+    W_f = draw(H, I)                                 # (H, I)
+    w_z = draw(H)                                    # (H,)
+    w_f = draw(H)                                    # (H,)
+    b_z = draw(H)                                    # (H,)
+    b_f = (draw(H) + forget_bias).astype(dtype)      # (H,)
+    return ELSTMParams(W_z, W_f, w_z, w_f, b_z, b_f)
+
+
+def init_out_gate(rng: np.random.Generator, I: int, H: int, dtype=np.float32) -> OutGateParams:
+    """Fan-in uniform initialisation U(+-1/sqrt(I + H)), as for a default linear layer."""
+    bound = 1.0 / np.sqrt(I + H)
+    W_o = rng.uniform(-bound, bound, (H, I + H)).astype(dtype)   # (H, I + H)
+    b_o = rng.uniform(-bound, bound, H).astype(dtype)            # (H,)
+    return OutGateParams(W_o, b_o)
