@@ -1,0 +1,126 @@
+"""End-to-end core gradient: the rtrl learner over consecutive unrolls == full-history BPTT.
+
+Parameters are frozen; episode resets fall inside unrolls; traces carried between unrolls are
+non-zero. The loss at every step is the non-linear readout of verify.problem, so g_h depends on
+h_t. The tbptt learner must equal the unroll-truncated reference and differ from the exact one.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from rtrl_ref.bptt import bptt, tbptt
+from rtrl_ref.core import core_backward, core_forward, init_core, init_state
+from rtrl_ref.out_gate import immediate_g_c, out_gate
+from rtrl_ref.params import ELSTMParams
+from rtrl_ref.unroll import elstm_forward
+from verify.compare import assert_close, assert_fields_close, compare_fields, tolerance
+from verify.problem import readout_loss
+
+EXACT = tolerance("exact", np.float64)
+
+
+def history(seed, n_unrolls, T, B, I, H):
+    rng = np.random.default_rng(seed)
+    params = init_core(rng, I, H, np.float64)
+    params = params._replace(elstm=ELSTMParams(*(3 * a for a in params.elstm)))   # stronger memory
+    N = n_unrolls * T + 1                                                  # + bootstrap step
+    x = rng.standard_normal((N, B, I))                                     # (N, B, I)
+    reset = rng.random((N, B)) < 0.1                                       # (N, B)
+    reset[0] = True
+    V = rng.standard_normal((H, 3))                                        # (H, 3)
+    y = rng.integers(0, 3, (N, B))                                         # (N, B)
+    return params, x, reset, V, y
+
+
+def run_learner(learner, stem_grad, params, x, reset, V, y, T, backend="numpy"):
+    N, B, I = x.shape
+    H = params.elstm.W_z.shape[0]
+    state = init_state(learner, B, I, H, np.float64)
+    total, g_x_all = None, []
+    for k in range((N - 1) // T):
+        sl = slice(k * T, k * T + T + 1)
+        h, cache = core_forward(learner, params, x[sl], reset[sl], state)
+        _, g_h, _ = readout_loss(h[:T], V, y[sl][:T])
+        back = core_backward(learner, stem_grad, params, cache, reset[sl], g_h, state, backend)
+        state = back.state
+        total = back.grads if total is None else type(back.grads)(
+            *(type(a)(*(u + v for u, v in zip(a, b))) for a, b in zip(total, back.grads)))
+        g_x_all.append(back.g_x)
+    return total, np.concatenate(g_x_all), state
+
+
+def reference(params, x, reset, V, y, truncate_k=None):
+    c, traj = elstm_forward(params.elstm, x[:-1], reset[:-1])
+    h, gate_cache = out_gate(params.gate, x[:-1], c)
+    _, g_h, _ = readout_loss(h, V, y[:-1])
+    g_c, g_x_gate, g_gate = immediate_g_c(g_h, gate_cache, params.gate)
+    if truncate_k is None:
+        back = bptt(params.elstm, traj, reset[:-1], g_c)
+    else:
+        back = tbptt(params.elstm, traj, reset[:-1], g_c, k=truncate_k, mode="unroll")
+    return back.grads, g_gate, back.g_x + g_x_gate
+
+
+@given(seed=st.integers(0, 2**31 - 1), n_unrolls=st.integers(2, 4), T=st.integers(1, 6),
+       B=st.integers(1, 3), I=st.integers(1, 4), H=st.integers(1, 5))
+@settings(max_examples=20)
+def test_rtrl_learner_equals_full_history_bptt(seed, n_unrolls, T, B, I, H):
+    params, x, reset, V, y = history(seed, n_unrolls, T, B, I, H)
+    grads, g_x, state = run_learner("rtrl", "tbptt", params, x, reset, V, y, T)
+    ref_elstm, ref_gate, _ = reference(params, x, reset, V, y)
+    _, _, ref_g_x_trunc = reference(params, x, reset, V, y, truncate_k=T)
+    label = f"T={T} unrolls={n_unrolls} B={B}"
+    assert_fields_close(f"rtrl learner eLSTM grads vs full BPTT ({label})", grads.elstm, ref_elstm, EXACT,
+                        allow_zero=ELSTMParams._fields)
+    assert_fields_close(f"output gate grads ({label})", grads.gate, ref_gate, EXACT, allow_zero=("W_o", "b_o"))
+    # the stem gradient is truncated at unroll boundaries, as the paper does for the stem
+    assert_close(f"stem gradient vs unroll-truncated BPTT ({label})", g_x, ref_g_x_trunc, EXACT)
+    assert state.traces is not None
+
+
+@given(seed=st.integers(0, 2**31 - 1), T=st.integers(2, 5))
+@settings(max_examples=10)
+def test_tbptt_learner_equals_truncated_reference(seed, T):
+    params, x, reset, V, y = history(seed, 3, T, 2, 3, 4)
+    grads, g_x, _ = run_learner("tbptt", "tbptt", params, x, reset, V, y, T)
+    trunc_elstm, trunc_gate, trunc_g_x = reference(params, x, reset, V, y, truncate_k=T)
+    assert_fields_close("tbptt learner vs unroll-truncated BPTT", grads.elstm, trunc_elstm, EXACT,
+                        allow_zero=ELSTMParams._fields)
+    assert_close("tbptt learner stem gradient", g_x, trunc_g_x, EXACT)
+
+
+def test_tbptt_learner_differs_from_exact_when_memory_crosses_unrolls():
+    """Negative twin of the learner test: the truncated gradient is not the exact one."""
+    params, x, reset, V, y = history(1, 4, 3, 2, 3, 4)
+    reset[1:] = False
+    grads, _, _ = run_learner("tbptt", "tbptt", params, x, reset, V, y, 3)
+    exact, _, _ = reference(params, x, reset, V, y)
+    assert not all(c.ok for c in compare_fields("tbptt vs exact", grads.elstm, exact, 1e-3))
+
+
+def test_immediate_and_frozen_stem_gradients():
+    params, x, reset, V, y = history(2, 2, 4, 2, 3, 4)
+    _, g_x_tbptt, _ = run_learner("rtrl", "tbptt", params, x, reset, V, y, 4)
+    grads_imm, g_x_imm, _ = run_learner("rtrl", "immediate", params, x, reset, V, y, 4)
+    # immediate == window-1 truncation of the eLSTM path (plus the gate path)
+    c, traj = elstm_forward(params.elstm, x[:-1], reset[:-1])
+    h, gc = out_gate(params.gate, x[:-1], c)
+    _, g_h, _ = readout_loss(h, V, y[:-1])
+    g_c, g_x_gate, _ = immediate_g_c(g_h, gc, params.gate)
+    one_step = tbptt(params.elstm, traj, reset[:-1], g_c, k=1, mode="window").g_x + g_x_gate
+    assert_close("immediate stem gradient vs window-1 BPTT", g_x_imm, one_step, EXACT)
+    assert not np.allclose(g_x_imm, g_x_tbptt)
+    h0, cache0 = core_forward("rtrl", params, x[:5], reset[:5], init_state("rtrl", 2, 3, 4, np.float64))
+    frozen = core_backward("rtrl", "frozen", params, cache0, reset[:5], np.ones((4, 2, 4)),
+                           init_state("rtrl", 2, 3, 4, np.float64))
+    assert frozen.g_x is None and frozen.grads is not None
+
+
+def test_learner_names_are_checked():
+    from rtrl_ref.core import check_learner
+
+    with pytest.raises(ValueError, match="learner: expected one of"):
+        check_learner("bptt")
+    with pytest.raises(ValueError, match="stem_grad: expected one of"):
+        check_learner("rtrl", "full")
