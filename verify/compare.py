@@ -22,6 +22,9 @@ TOLERANCES = {
     # exact reformulations of one quantity (RTRL vs BPTT, segment vs step, dense vs RTRL)
     ("exact", "float64"): 1e-10,
     ("exact", "float32"): 2e-4,
+    # a float32 computation against the float64 one: the float32 forward pass itself rounds
+    # (measured worst case 3.1e-4 over 1000 hypothesis examples; 1e-3 with saturated gates)
+    ("vs_float64", "float32"): 2e-3,
     # a kernel against the NumPy reference in the same dtype
     ("kernel", "float64"): 1e-12,
     ("kernel", "float32"): 2e-5,

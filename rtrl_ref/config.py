@@ -1,0 +1,125 @@
+"""Training configuration: one typed dataclass, presets, and the command-line parser built from it.
+
+Every field carries its own one-line help (the `help` metadata), which is what `--help` prints.
+Presets change several fields at once; explicit command-line flags win over a preset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+
+from rtrl_ref.core import LEARNERS, STEM_GRADS
+
+STEM_NAMES = ("auto", "nature", "impala", "mlp")
+
+
+def _f(default, help: str, **kw):
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True)
+class Config:
+    env: str = _f("memory:cue?delay=12", "environment spec (envs.make), e.g. atari:Breakout, procgen:chaser, gym:CartPole-v1, memory:cue?delay=40")
+    learner: str = _f("rtrl", "eLSTM gradient: rtrl (exact, untruncated), tbptt (cut at the unroll start) or feedforward", choices=LEARNERS)
+    stem: str = _f("auto", "observation encoder: nature (CNN), impala (deep ResNet), mlp; auto = nature for pixels, mlp for vectors", choices=STEM_NAMES)
+    stem_grad: str = _f("tbptt", "gradient into the stem: tbptt (through the eLSTM inside the unroll), immediate (one step) or frozen", choices=STEM_GRADS)
+    preset: str = _f("", "apply a preset first: " + ", ".join(["cpu-memory", "cpu-atari", "paper-atari", "paper-procgen", "paper-dmlab"]))
+    seed: int = _f(0, "seed of parameters, environments and action sampling (one place)")
+    total_frames: int = _f(400_000, "training budget in agent steps summed over environments (each update adds unroll * num_envs)")
+    num_envs: int = _f(16, "environments stepped together (the batch B)")
+    unroll: int = _f(8, "unroll length M: loss steps per update (and TBPTT span)")
+    hidden: int = _f(32, "eLSTM hidden units H")
+    features: int = _f(64, "width of the stem's output (the core input is features + 1 clipped reward)")
+    lr: float = _f(2e-3, "RMSProp learning rate, decayed linearly to 0 over total_frames")
+    rms_alpha: float = _f(0.99, "RMSProp smoothing constant")
+    rms_eps: float = _f(0.01, "RMSProp epsilon, added outside the square root")
+    grad_clip: float = _f(40.0, "global gradient-norm clip (all gradients, RTRL ones included)")
+    discount: float = _f(0.99, "discount gamma")
+    baseline_cost: float = _f(0.5, "weight of the baseline loss 0.5 * sum (v_s - V)^2")
+    entropy_cost: float = _f(0.01, "weight of the negative-entropy loss")
+    reward_clip: float = _f(1.0, "rewards are clipped to [-reward_clip, reward_clip] in the loss and the core input")
+    backend: str = _f("numba", "trace kernels: numpy (reference), numba (CPU default), cupy", choices=("numpy", "numba", "cupy"))
+    run_dir: str = _f("runs", "parent folder of run folders")
+    run_name: str = _f("", "run folder name (default: env-learner-seed-time)")
+    checkpoint_minutes: float = _f(5.0, "minutes between atomic checkpoints (one is always written at the end)")
+    log_every: int = _f(10, "updates between CSV log rows")
+    resume: str = _f("", "run folder to resume (parameters, optimizer, counters, RNG; environments restart)")
+    progress: bool = _f(True, "show a progress bar")
+
+
+PRESETS: dict[str, dict] = {
+    # the default: a memory task whose span exceeds the unroll, learnable on 2 cores in minutes
+    "cpu-memory": dict(env="memory:cue?delay=12", num_envs=16, unroll=8, hidden=32, features=64,
+                       lr=2e-3, total_frames=400_000),
+    # Atari on this 2-core CPU: Nature stem, short unroll, small core
+    "cpu-atari": dict(num_envs=8, unroll=20, hidden=64, features=256, stem="nature", lr=6e-4,
+                      total_frames=2_000_000),
+    # the paper's settings (PAPER-FACTS section 3): B = 32, IMPALA stem, hidden 256/512
+    "paper-atari": dict(num_envs=32, unroll=50, hidden=256, features=256, stem="impala", lr=6e-4,
+                        total_frames=200_000_000),
+    "paper-procgen": dict(env="procgen:chaser", num_envs=32, unroll=50, hidden=256, features=256,
+                          stem="impala", lr=6e-4, total_frames=200_000_000),
+    "paper-dmlab": dict(env="dmlab:rooms_watermaze", num_envs=32, unroll=100, hidden=512, features=256,
+                        stem="impala", lr=6e-4, total_frames=100_000_000),
+}
+
+# Defaults per environment family when neither preset nor flag says otherwise.
+FAMILY_DEFAULTS: dict[str, str] = {"atari": "cpu-atari", "procgen": "cpu-atari", "dmlab": "cpu-atari"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m rtrl_ref.train",
+        description="Train a real-time recurrent actor-critic (R2AC) with an eLSTM core.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for f in dataclasses.fields(Config):
+        flag = "--" + f.name.replace("_", "-")
+        kw = dict(help=f.metadata["help"], default=argparse.SUPPRESS)
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+            continue
+        kind = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
+        if kind is int:
+            kind = _int_with_underscores
+        parser.add_argument(flag, type=kind, choices=f.metadata.get("choices"), **kw)
+    return parser
+
+
+def _int_with_underscores(text: str) -> int:
+    try:
+        return int(float(text)) if "e" in text.lower() else int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def make_config(argv: list[str] | None = None, **overrides) -> Config:
+    """Defaults <- family default preset <- --preset <- explicit flags <- overrides."""
+    flags = vars(build_parser().parse_args(argv if argv is not None else []))
+    flags.update(overrides)
+    values: dict = {}
+    env = flags.get("env", Config.env)
+    family = env.split(":", 1)[0]
+    preset = flags.get("preset", "")
+    if preset and preset not in PRESETS:
+        raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {preset!r}")
+    if not preset and family in FAMILY_DEFAULTS:
+        values.update(PRESETS[FAMILY_DEFAULTS[family]])
+    if preset:
+        values.update(PRESETS[preset])
+    values.update(flags)
+    config = Config(**values)
+    validate_config(config)
+    return config
+
+
+def validate_config(c: Config) -> None:
+    for name in ("total_frames", "num_envs", "unroll", "hidden", "features", "log_every"):
+        if getattr(c, name) < 1:
+            raise ValueError(f"{name}: expected a positive integer, got {getattr(c, name)}")
+    for name in ("lr", "rms_eps", "grad_clip", "reward_clip"):
+        if not getattr(c, name) > 0:
+            raise ValueError(f"{name}: expected a positive number, got {getattr(c, name)}")
+    if not 0 <= c.discount <= 1:
+        raise ValueError(f"discount: expected a value in [0, 1], got {c.discount}")
