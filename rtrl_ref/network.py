@@ -1,0 +1,108 @@
+"""The R2AC network: stem -> [features ; clipped reward] -> eLSTM core -> heads.
+
+    x_t      = [stem(obs_t) ; clip(r_t)]          (B, I),  I = features + 1
+    h_t      = core(x_t)                          eLSTM + output gate (rtrl_ref.core)
+    logits_t, v_t = heads(h_t)                    (B, A), (B,)
+
+r_t is the reward that arrived with obs_t; it is zeroed on reset steps (it belongs to the
+previous episode, see envs/base.py). Acting runs one step at a time without caches; learning
+re-runs the unroll with caches (same parameters, so the same numbers) and back-propagates.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from rtrl_ref.agent.heads import heads_backward, heads_forward, init_heads
+from rtrl_ref.agent.stems import get_stem
+from rtrl_ref.core import (
+    CoreParams, CoreState, check_learner, core_backward, core_forward, core_out_features, core_step,
+    init_core,
+)
+
+
+class AgentParams(NamedTuple):
+    stem: Any                 # stem pytree
+    core: CoreParams          # eLSTM + output gate (unused by the feedforward learner)
+    heads: Any                # policy and value heads
+
+
+class AgentSpec(NamedTuple):
+    """Static description of the network (never trained)."""
+
+    learner: str
+    stem_grad: str
+    stem: str
+    obs_shape: tuple
+    num_actions: int
+    features: int
+    hidden: int
+    reward_clip: float
+    backend: str
+
+
+def resolve_stem(stem: str, obs_shape: tuple) -> str:
+    if stem != "auto":
+        return stem
+    return "nature" if len(obs_shape) == 3 else "mlp"
+
+
+def init_agent(rng: np.random.Generator, spec: AgentSpec, dtype=np.float32) -> AgentParams:
+    check_learner(spec.learner, spec.stem_grad)
+    I = spec.features + 1
+    stem = get_stem(spec.stem).init(rng, spec.obs_shape, spec.features, dtype)
+    core = init_core(rng, I, spec.hidden, dtype)
+    heads = init_heads(rng, core_out_features(spec.learner, I, spec.hidden), spec.num_actions, dtype)
+    return AgentParams(stem, core, heads)
+
+
+def core_input(features, reward, reset, reward_clip: float):
+    """[features ; clip(reward)] with the reward zeroed where an episode starts. (..., F + 1)"""
+    r = np.clip(reward, -reward_clip, reward_clip) * ~reset                # (...,)
+    return np.concatenate([features, r[..., None].astype(features.dtype)], axis=-1)
+
+
+def act(spec: AgentSpec, params: AgentParams, obs, reward, reset, c_tm1):
+    """One acting step for B environments: (logits (B, A), value (B,), c_t (B, H))."""
+    features, _ = get_stem(spec.stem).forward(params.stem, obs)            # (B, F)
+    x_t = core_input(features, reward, reset, spec.reward_clip)            # (B, I)
+    h_t, c_t = core_step(spec.learner, params.core, x_t, reset, c_tm1)
+    logits, value, _ = heads_forward(params.heads, h_t)
+    return logits, value, c_t
+
+
+class UnrollCache(NamedTuple):
+    stem: Any
+    core: Any
+    heads: Any
+    reset: np.ndarray         # (T + 1, B)
+
+
+def unroll_forward(spec: AgentSpec, params: AgentParams, obs, reward, reset, state: CoreState):
+    """obs (T + 1, B, ...) -> (logits (T + 1, B, A), values (T + 1, B), cache)."""
+    features, stem_cache = get_stem(spec.stem).forward(params.stem, obs)   # (T + 1, B, F)
+    x = core_input(features, reward, reset, spec.reward_clip)              # (T + 1, B, I)
+    h, core_cache = core_forward(spec.learner, params.core, x, reset, state)
+    logits, values, heads_cache = heads_forward(params.heads, h)
+    return logits, values, UnrollCache(stem_cache, core_cache, heads_cache, reset)
+
+
+def unroll_backward(spec: AgentSpec, params: AgentParams, cache: UnrollCache, g_logits, g_values,
+                    state_in: CoreState):
+    """Gradients for the T loss steps: g_logits (T, B, A), g_values (T, B).
+
+    Returns (grads: AgentParams with None where nothing is trained, state carried out).
+    """
+    T = g_logits.shape[0]
+    g_logits_all = np.concatenate([g_logits, np.zeros_like(g_logits[:1])])  # (T + 1, B, A)
+    g_values_all = np.concatenate([g_values, np.zeros_like(g_values[:1])])  # (T + 1, B)
+    g_h, g_heads = heads_backward(g_logits_all, g_values_all, cache.heads, params.heads)
+    back = core_backward(spec.learner, spec.stem_grad, params.core, cache.core, cache.reset,
+                         g_h[:T], state_in, spec.backend)
+    g_stem = None
+    if back.g_x is not None:
+        g_features = np.concatenate([back.g_x[..., :-1], np.zeros_like(back.g_x[:1, ..., :-1])])
+        g_stem = get_stem(spec.stem).backward(g_features, cache.stem, params.stem)
+    return AgentParams(g_stem, back.grads, g_heads), back.state

@@ -1,0 +1,39 @@
+"""Train an R2AC agent: `python -m rtrl_ref.train --env atari:Breakout` (see --help).
+
+One synchronous loop, CleanRL style: act for `unroll` steps in `num_envs` environments, then one
+learner update on that unroll (V-trace actor-critic loss, hand-derived gradients, exact RTRL for
+the eLSTM when --learner rtrl), RMSProp with a linearly decaying learning rate and a global
+gradient-norm clip. Behaviour and target policy coincide (the update follows each unroll), so
+the V-trace importance weights are 1; V-trace is kept so that the loss is the paper's.
+
+A run folder holds config.json (with the git revision), log.csv, curve.png and an atomic
+checkpoint (checkpoint.npz + checkpoint.json, no pickle). --resume RUN continues a run.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from rtrl_ref.config import build_parser, make_config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = make_config(argv)
+    except ValueError as err:
+        parser.error(str(err))
+    from rtrl_ref.loop import TrainingStopped, train
+
+    try:
+        summary = train(config)
+    except TrainingStopped as stop:
+        print(f"\ntraining stopped: {stop}", file=sys.stderr)
+        return stop.exit_code
+    print(summary.describe())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
