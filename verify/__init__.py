@@ -7,4 +7,10 @@ Tests, notebooks and the audit CLI call it; none of them re-implements it.
     problem   a small, complete eLSTM problem (eLSTM + output gate + non-linear loss) with
               its forward loss and its BPTT gradients, and generators for test regimes
     dense     a deliberately naive dense RTRL reference (full influence matrix, H <= 8)
+    mutants   deliberately wrong gradients (paper-v1 Jacobian, missing or late trace reset)
+    broken    the negative twins of the audit's checks, built from the mutants
+    strategies  hypothesis strategies (sizes, lengths, resets, gate regimes, seeds)
+    audit, audit_checks   `python -m verify audit`: the whole verification matrix
+    oracle    versioned case files with reference gradients and a checker for other code
+    adapters  JAX and PyTorch implementations that write candidate files for the oracle
 """

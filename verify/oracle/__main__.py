@@ -1,0 +1,119 @@
+"""python -m verify.oracle {make,check,list,reference}: oracle cases and the checker.
+
+    make       write cases (one from options, or the golden set with --golden)
+    check      compare a candidate .npz with a case; exit 0 pass, 1 mismatch, 2 malformed input
+    list       the golden cases
+    reference  write our NumPy reference's own outputs for a case, in the candidate format
+               (a template of what a candidate file holds)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from verify.oracle import schema
+from verify.oracle.case import GOLDEN_DIR, load_case
+from verify.oracle.check import EXIT_MALFORMED, EXIT_MISMATCH, EXIT_OK, check_files
+from verify.oracle.io import MalformedInput, write_npz
+from verify.oracle.make import GOLDEN, RESETS, CaseSpec, compute_outputs, make_case, write_case
+from verify.problem import REGIMES
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m verify.oracle",
+                                 description="eLSTM/RTRL oracle: make cases, check candidates.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    mk = sub.add_parser("make", help="write oracle cases (NAME.npz + NAME.json)")
+    mk.add_argument("--out", default=None, help="output folder (default: . ; "
+                    "with --golden: verify/golden)")
+    mk.add_argument("--golden", action="store_true", help="write the golden set")
+    mk.add_argument("--name", default="case")
+    for k, v in (("T", 16), ("B", 2), ("I", 3), ("H", 4), ("K", 3)):
+        mk.add_argument(f"--{k}", type=int, default=v, help=f"size {k} (default {v})")
+    mk.add_argument("--dtype", choices=sorted(schema.DEFAULT_TOLERANCE), default="float64")
+    mk.add_argument("--seed", type=int, default=0)
+    mk.add_argument("--regime", choices=REGIMES, default="normal",
+                    help="gate regime: saturated, f near 1 (forget_open) or 0 (forget_closed)")
+    mk.add_argument("--resets", choices=RESETS, default="random", help="reset pattern")
+    mk.add_argument("--trace-steps", choices=("auto", "all", "sparse"), default="auto",
+                    help="store traces at every step, or at stated steps (auto: all when T <= 64)")
+    mk.add_argument("--description", default="")
+
+    ck = sub.add_parser("check", help="check a candidate against a case")
+    ck.add_argument("case", help="case path (NAME, NAME.npz or NAME.json) or a golden case name")
+    ck.add_argument("--candidate", required=True, help="candidate .npz (see docs/oracle.md)")
+    ck.add_argument("--require", default="", help="extra outputs that must be present "
+                    "(comma separated), or 'all'")
+    ck.add_argument("--json", default=None, help="also write the report as JSON here")
+
+    sub.add_parser("list", help="list the golden cases")
+
+    rf = sub.add_parser("reference", help="write the NumPy reference's outputs as a candidate")
+    rf.add_argument("case")
+    rf.add_argument("--out", required=True)
+    return ap
+
+
+def cmd_make(args) -> int:
+    if args.golden:
+        out = Path(args.out) if args.out else GOLDEN_DIR
+        specs = GOLDEN
+    else:
+        out = Path(args.out or ".")
+        specs = (CaseSpec(args.name, args.T, args.B, args.I, args.H, args.K, args.dtype,
+                          args.seed, args.regime, args.resets, args.trace_steps,
+                          args.description),)
+    for spec in specs:
+        try:
+            js, npz = write_case(make_case(spec), out)
+        except ValueError as e:
+            print(f"make: {e}", file=sys.stderr)
+            return EXIT_MALFORMED
+        print(f"wrote {js} and {npz}")
+    return EXIT_OK
+
+
+def cmd_check(args) -> int:
+    require = "all" if args.require == "all" else tuple(n for n in args.require.split(",") if n)
+    try:
+        report = check_files(args.case, args.candidate, require)
+    except (MalformedInput, ValueError) as e:
+        print(f"malformed input: {e}", file=sys.stderr)
+        return EXIT_MALFORMED
+    print(report.to_text())
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+    return EXIT_OK if report.ok else EXIT_MISMATCH
+
+
+def cmd_list(args) -> int:
+    for spec in GOLDEN:
+        print(f"{spec.name:<16} {spec.dtype}  T={spec.T} B={spec.B} I={spec.I} H={spec.H}  "
+              f"{spec.description}")
+    print(f"(files in {GOLDEN_DIR})")
+    return EXIT_OK
+
+
+def cmd_reference(args) -> int:
+    try:
+        case = load_case(args.case)
+    except MalformedInput as e:
+        print(f"malformed input: {e}", file=sys.stderr)
+        return EXIT_MALFORMED
+    write_npz(Path(args.out), compute_outputs(case.problem, case.trace_steps))
+    print(f"wrote {args.out}")
+    return EXIT_OK
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    return {"make": cmd_make, "check": cmd_check, "list": cmd_list,
+            "reference": cmd_reference}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""A loaded oracle case: metadata + arrays, validated against the schema and its checksums."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from rtrl_ref.params import ELSTMParams, OutGateParams
+from verify.oracle import schema
+from verify.oracle.io import MalformedInput, read_json, read_npz
+from verify.problem import Problem
+
+GOLDEN_DIR = Path(__file__).resolve().parent.parent / "golden"
+
+
+class Case(NamedTuple):
+    meta: dict
+    arrays: dict          # name -> np.ndarray, every array of schema.SPECS
+
+    @property
+    def name(self) -> str:
+        return self.meta["name"]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.meta["dtype"])
+
+    @property
+    def sizes(self) -> dict:
+        return dict(self.meta["sizes"])
+
+    @property
+    def trace_steps(self) -> np.ndarray:
+        return self.arrays["trace_steps"]                             # (N,)
+
+    @property
+    def tolerance(self) -> dict:
+        return dict(self.meta["tolerance"])
+
+    @property
+    def problem(self) -> Problem:
+        """The case's inputs as a verify.problem.Problem (in the case dtype)."""
+        a = self.arrays
+        return Problem(ELSTMParams(*(a[f] for f in schema.ELSTM_FIELDS)),
+                       OutGateParams(a["W_o"], a["b_o"]), a["V"], a["x"], a["reset"],
+                       a["c_0"], a["y"])
+
+    def inputs(self) -> dict:
+        return {n: self.arrays[n] for n in schema.INPUTS}
+
+    def reference(self) -> dict:
+        return {n: self.arrays[n] for n in schema.OUTPUTS}
+
+
+def case_paths(path) -> tuple[Path, Path]:
+    """(NAME.json, NAME.npz) for NAME, NAME.json or NAME.npz; a bare golden name also works."""
+    p = Path(path)
+    stem = p.with_suffix("") if p.suffix in (".json", ".npz") else p
+    json_path, npz_path = stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".npz")
+    if not json_path.exists() and not npz_path.exists() and p.parent == Path("."):
+        golden = GOLDEN_DIR / stem.name
+        if (golden.with_name(golden.name + ".json")).exists():
+            return golden.with_name(golden.name + ".json"), golden.with_name(golden.name + ".npz")
+    return json_path, npz_path
+
+
+def load_case(path) -> Case:
+    """Load and validate a case; MalformedInput (with the reason) if anything is off."""
+    json_path, npz_path = case_paths(path)
+    meta = read_json(json_path, "case")
+    validate_meta(meta, json_path)
+    arrays = read_npz(npz_path, "case")
+    validate_arrays(meta, arrays, npz_path)
+    return Case(meta, arrays)
+
+
+def validate_meta(meta: dict, where) -> None:
+    if meta.get("schema") != schema.SCHEMA:
+        raise MalformedInput(f"case {where}: expected schema {schema.SCHEMA!r}, "
+                             f"got {meta.get('schema')!r}")
+    if meta.get("schema_version") != schema.SCHEMA_VERSION:
+        raise MalformedInput(f"case {where}: expected schema_version {schema.SCHEMA_VERSION}, "
+                             f"got {meta.get('schema_version')!r} (this checker reads version "
+                             f"{schema.SCHEMA_VERSION} only)")
+    if meta.get("dtype") not in schema.DEFAULT_TOLERANCE:
+        raise MalformedInput(f"case {where}: dtype: expected one of "
+                             f"{sorted(schema.DEFAULT_TOLERANCE)}, got {meta.get('dtype')!r}")
+    sizes = meta.get("sizes")
+    if not isinstance(sizes, dict):
+        raise MalformedInput(f"case {where}: sizes: expected an object, got {sizes!r}")
+    for k in ("T", "B", "I", "H", "K", "N"):
+        v = sizes.get(k)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise MalformedInput(f"case {where}: sizes.{k}: expected an integer >= 1, got {v!r}")
+    tol = meta.get("tolerance")
+    if not isinstance(tol, dict) or any(not isinstance(tol.get(g), (int, float)) or tol[g] <= 0
+                                        for g in schema.GROUPS):
+        raise MalformedInput(f"case {where}: tolerance: expected a positive number for each of "
+                             f"{schema.GROUPS}, got {tol!r}")
+    if not isinstance(meta.get("arrays"), dict):
+        raise MalformedInput(f"case {where}: arrays: expected an object of checksums")
+
+
+def validate_arrays(meta: dict, arrays: dict, where) -> None:
+    sizes, dtype = meta["sizes"], np.dtype(meta["dtype"])
+    missing = [n for n in schema.BY_NAME if n not in arrays]
+    if missing:
+        raise MalformedInput(f"case {where}: missing arrays {missing}")
+    extra = sorted(set(arrays) - set(schema.BY_NAME))
+    if extra:
+        raise MalformedInput(f"case {where}: unexpected arrays {extra}")
+    for spec in schema.SPECS:
+        a = arrays[spec.name]
+        want = schema.expected_shape(spec, sizes)
+        if a.shape != want:
+            raise MalformedInput(f"case {where}: {spec.name}: expected shape "
+                                 f"{schema.shape_label(spec, sizes)}, got {a.shape}")
+        ok = {schema.FLOAT: a.dtype == dtype, schema.BOOL: a.dtype == np.bool_,
+              schema.INT: a.dtype.kind == "i"}[spec.kind]
+        if not ok:
+            want_dtype = {schema.FLOAT: str(dtype), schema.BOOL: "bool", schema.INT: "an integer"}
+            raise MalformedInput(f"case {where}: {spec.name}: expected dtype "
+                                 f"{want_dtype[spec.kind]}, got {a.dtype}")
+        entry = meta["arrays"].get(spec.name)
+        if not isinstance(entry, dict) or entry.get("sha256") != schema.checksum(a):
+            raise MalformedInput(f"case {where}: {spec.name}: checksum does not match the "
+                                 f"metadata (the case files are corrupt or were edited)")
+    steps = arrays["trace_steps"]
+    T = sizes["T"]
+    if np.any(steps < 0) or np.any(steps >= T) or np.any(np.diff(steps) <= 0):
+        raise MalformedInput(f"case {where}: trace_steps: expected increasing steps in "
+                             f"[0, T={T}), got {steps.tolist()}")

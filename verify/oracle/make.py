@@ -1,0 +1,193 @@
+"""Generating oracle cases: inputs from a seed, reference outputs from the NumPy reference.
+
+The reference of every case is computed in float64 (float32 inputs are exactly representable in
+float64) and rounded to the case dtype, so a float32 case carries no float32 round-off of ours:
+
+    forward     c, h, loss           rtrl_ref.elstm_forward, out_gate, verify.problem.readout_loss
+    immediate   g_c                  verify.problem.bptt_grads (readout -> immediate_g_c)
+    traces      trace_*, final_*     the step form: reset_state then trace_step, every step
+    gradients   grad_*               full BPTT (verify.problem.bptt_grads); the RTRL gradient
+                                     sum_t sum_b g_c * trace must agree, or no case is written
+
+Generation is deterministic: the same arguments give byte-identical arrays (and files).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from rtrl_ref.cell import cache_at
+from rtrl_ref.out_gate import out_gate
+from rtrl_ref.rtrl import grads_from_traces, reset_state, trace_step, zero_traces
+from verify.compare import rel_error
+from verify.oracle import schema
+from verify.oracle.case import Case
+from verify.oracle.io import write_json, write_npz
+from verify.problem import REGIMES, RESET_PATTERNS, Problem, bptt_grads, make_problem
+
+RESETS = RESET_PATTERNS + ("sparse",)
+DENSE_TRACE_MAX_T = 64       # up to this T every step's traces are stored
+
+
+class CaseSpec(NamedTuple):
+    """Everything that determines a case (the arguments of `make`)."""
+
+    name: str
+    T: int
+    B: int
+    I: int
+    H: int
+    K: int = 3
+    dtype: str = "float64"
+    seed: int = 0
+    regime: str = "normal"
+    resets: str = "random"
+    trace_steps: str = "auto"      # all | sparse | auto (all when T <= 64)
+    description: str = ""
+
+    def command(self) -> str:
+        return (f"python -m verify.oracle make --name {self.name} --T {self.T} --B {self.B} "
+                f"--I {self.I} --H {self.H} --K {self.K} --dtype {self.dtype} --seed {self.seed} "
+                f"--regime {self.regime} --resets {self.resets} --trace-steps {self.trace_steps}")
+
+
+GOLDEN = (
+    CaseSpec("basic-f64", 16, 3, 4, 5, seed=11, resets="random",
+             description="ordinary gates, random resets (p=0.2 per step and row)"),
+    CaseSpec("basic-f32", 16, 3, 4, 5, dtype="float32", seed=12, resets="random",
+             description="ordinary gates, random resets, float32"),
+    CaseSpec("saturated-f64", 24, 2, 3, 4, seed=13, regime="saturated", resets="middle",
+             description="saturated gates (weights ~ N(0, 3^2)), every row reset at T/2"),
+    CaseSpec("saturated-f32", 24, 2, 3, 4, dtype="float32", seed=14, regime="saturated",
+             resets="middle", description="saturated gates, every row reset at T/2, float32"),
+    CaseSpec("long-f64", 1000, 1, 2, 3, seed=15, regime="forget_open", resets="sparse",
+             description="T=1000 with f near 1 (long memory), resets at 2T/5 and 3T/4; "
+                         "traces at stated steps"),
+    CaseSpec("long-f32", 1000, 1, 2, 3, dtype="float32", seed=16, regime="forget_open",
+             resets="sparse", description="as long-f64 in float32"),
+)
+
+
+def check_spec(spec: CaseSpec) -> CaseSpec:
+    for k in ("T", "B", "I", "H", "K"):
+        v = getattr(spec, k)
+        if not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{k}: expected an integer >= 1, got {v!r}")
+    if spec.K < 2:
+        raise ValueError(f"K: expected at least 2 readout classes, got {spec.K}")
+    if spec.dtype not in schema.DEFAULT_TOLERANCE:
+        raise ValueError(f"dtype: expected one of {sorted(schema.DEFAULT_TOLERANCE)}, got {spec.dtype!r}")
+    if spec.regime not in REGIMES:
+        raise ValueError(f"regime: expected one of {REGIMES}, got {spec.regime!r}")
+    if spec.resets not in RESETS:
+        raise ValueError(f"resets: expected one of {RESETS}, got {spec.resets!r}")
+    if spec.trace_steps not in ("all", "sparse", "auto"):
+        raise ValueError(f"trace_steps: expected all, sparse or auto, got {spec.trace_steps!r}")
+    if not spec.name or any(ch in spec.name for ch in "/\\ ") or spec.name.startswith("."):
+        raise ValueError(f"name: expected a plain file name, got {spec.name!r}")
+    return spec
+
+
+def sparse_resets(T: int, B: int) -> np.ndarray:
+    """(T, B) resets at 2T/5 and 3T/4 in row 0 only (long cases keep long episodes)."""
+    reset = np.zeros((T, B), bool)                                    # (T, B)
+    if T >= 4:
+        reset[(2 * T) // 5, 0] = True
+        reset[(3 * T) // 4, 0] = True
+    return reset
+
+
+def select_trace_steps(T: int, reset: np.ndarray, mode: str) -> np.ndarray:
+    """(N,) stored trace steps: all, or the first three, around each reset, tenths, and the last."""
+    if mode == "all" or (mode == "auto" and T <= DENSE_TRACE_MAX_T):
+        return np.arange(T, dtype=np.int64)                           # (N,)
+    steps = {0, 1, 2, T - 1} | {k * T // 10 - 1 for k in range(1, 11)}
+    for t in np.flatnonzero(reset.any(1)):
+        steps |= {t - 1, t, t + 1}
+    return np.array(sorted(s for s in steps if 0 <= s < T), dtype=np.int64)   # (N,)
+
+
+def cast_problem(prob: Problem, dtype) -> Problem:
+    return Problem(prob.p.astype(dtype), prob.q.astype(dtype), prob.V.astype(dtype),
+                   prob.x.astype(dtype), prob.reset, prob.c_0.astype(dtype),
+                   prob.y.astype(np.int64))
+
+
+def compute_outputs(prob: Problem, trace_steps: np.ndarray) -> dict:
+    """Every reference output of the schema, in the problem's dtype (the NumPy reference)."""
+    back = bptt_grads(prob)
+    traj, g_c = back.traj, back.g_c
+    T, B, _ = prob.x.shape
+    H, I = prob.p.W_z.shape
+    dtype = prob.x.dtype
+    h, _ = out_gate(prob.q, prob.x, traj.c_t)                         # (T, B, H)
+    traces = zero_traces(B, H, I, dtype)
+    stored = {f: [] for f in schema.ELSTM_FIELDS}
+    rtrl = [np.zeros_like(a) for a in prob.p]                         # ELSTMParams fields
+    keep = set(int(s) for s in trace_steps)
+    for t in range(T):
+        traces = trace_step(reset_state(traces, prob.reset[t]), cache_at(traj, t))
+        rtrl = [a + b for a, b in zip(rtrl, grads_from_traces(g_c[t], traces))]
+        if t in keep:
+            for f in schema.ELSTM_FIELDS:
+                stored[f].append(getattr(traces, f))
+    worst = max(rel_error(a, b) for a, b in zip(rtrl, back.grads.p))
+    if worst > (1e-9 if dtype == np.float64 else 1e-3):
+        raise RuntimeError(f"oracle: the reference RTRL and BPTT gradients disagree "
+                           f"(rel {worst:.2e}); refusing to write a case")
+    out = {"c": traj.c_t, "h": h, "loss": np.array(back.loss, dtype), "g_c": g_c}
+    for f in schema.ELSTM_FIELDS:
+        out[f"trace_{f}"] = np.stack(stored[f])                       # (N, B, H[, I])
+    for f in schema.ELSTM_FIELDS:
+        out[f"final_trace_{f}"] = getattr(traces, f)                  # (B, H[, I])
+    g = back.grads
+    for f in schema.ELSTM_FIELDS:
+        out[f"grad_{f}"] = getattr(g.p, f)
+    out.update(grad_W_o=g.q.W_o, grad_b_o=g.q.b_o, grad_V=g.V, grad_x=g.x, grad_c_0=g.c_0)
+    return {n: np.asarray(out[n], dtype, order="C") for n in schema.OUTPUTS}
+
+
+def make_case(spec: CaseSpec) -> Case:
+    """Inputs from spec.seed, reference outputs computed in float64, arrays in spec.dtype."""
+    spec = check_spec(spec)
+    dtype = np.dtype(spec.dtype)
+    resets = sparse_resets(spec.T, spec.B) if spec.resets == "sparse" else spec.resets
+    drawn = make_problem(spec.seed, spec.T, spec.B, spec.I, spec.H, spec.K, np.float64,
+                         spec.regime, resets)
+    prob = cast_problem(drawn, dtype)
+    trace_steps = select_trace_steps(spec.T, prob.reset, spec.trace_steps)   # (N,)
+    outputs = compute_outputs(cast_problem(prob, np.float64), trace_steps)
+    arrays = {f: getattr(prob.p, f) for f in schema.ELSTM_FIELDS}
+    arrays.update(W_o=prob.q.W_o, b_o=prob.q.b_o, V=prob.V, x=prob.x, reset=prob.reset,
+                  c_0=prob.c_0, y=prob.y, trace_steps=trace_steps)
+    arrays = {n: np.asarray(arrays[n], order="C") for n in schema.INPUTS}
+    arrays.update({n: outputs[n].astype(dtype) for n in schema.OUTPUTS})
+    sizes = dict(T=spec.T, B=spec.B, I=spec.I, H=spec.H, K=spec.K, N=int(trace_steps.size))
+    meta = {
+        "schema": schema.SCHEMA,
+        "schema_version": schema.SCHEMA_VERSION,
+        "name": spec.name,
+        "description": spec.description,
+        "dtype": spec.dtype,
+        "sizes": sizes,
+        "generator": {"seed": spec.seed, "regime": spec.regime, "resets": spec.resets,
+                      "trace_steps": spec.trace_steps, "command": spec.command(),
+                      "reference": "computed in float64, rounded to the case dtype"},
+        "loss": schema.LOSS,
+        "conventions": schema.CONVENTIONS,
+        "tolerance": schema.DEFAULT_TOLERANCE[spec.dtype],
+        "arrays": {n: schema.array_entry(n, a) for n, a in arrays.items()},
+    }
+    return Case(meta, arrays)
+
+
+def write_case(case: Case, out_dir) -> tuple[Path, Path]:
+    """Write NAME.npz and NAME.json into out_dir (created if needed)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    npz = write_npz(out / f"{case.name}.npz", {n: case.arrays[n] for n in schema.BY_NAME})
+    js = write_json(out / f"{case.name}.json", case.meta)
+    return js, npz
