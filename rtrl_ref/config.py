@@ -31,6 +31,7 @@ class Config:
     num_envs: int = _f(16, "environments stepped together (the batch B)")
     unroll: int = _f(8, "unroll length M: loss steps per update (and TBPTT span)")
     hidden: int = _f(32, "eLSTM hidden units H")
+    forget_bias: float = _f(0.0, "added to the eLSTM forget-gate bias at initialisation (f = sigmoid(b_f) ~ 0.5 at 0)")
     features: int = _f(64, "width of the stem's output (the core input is features + 1 clipped reward)")
     lr: float = _f(2e-3, "RMSProp learning rate, decayed linearly to 0 over total_frames")
     rms_alpha: float = _f(0.99, "RMSProp smoothing constant")
@@ -98,6 +99,8 @@ def make_config(argv: list[str] | None = None, **overrides) -> Config:
     """Defaults <- family default preset <- --preset <- explicit flags <- overrides."""
     flags = vars(build_parser().parse_args(argv if argv is not None else []))
     flags.update(overrides)
+    if flags.get("resume"):
+        return resume_config(flags)
     values: dict = {}
     env = flags.get("env", Config.env)
     family = env.split(":", 1)[0]
@@ -110,6 +113,25 @@ def make_config(argv: list[str] | None = None, **overrides) -> Config:
         values.update(PRESETS[preset])
     values.update(flags)
     config = Config(**values)
+    validate_config(config)
+    return config
+
+
+RESUMABLE = ("total_frames", "progress", "checkpoint_minutes", "log_every", "backend")
+
+
+def resume_config(flags: dict) -> Config:
+    """The saved config of the run, with the few flags that may change on resume."""
+    import dataclasses as dc
+    from rtrl_ref.runs import read_config
+
+    saved = read_config(flags["resume"])
+    changed = {k: v for k, v in flags.items() if k in RESUMABLE}
+    refused = sorted(k for k, v in flags.items() if k not in RESUMABLE + ("resume",) and v != getattr(saved, k))
+    if refused:
+        raise ValueError(f"resume: options {refused} differ from the saved run's config; only "
+                         f"{list(RESUMABLE)} may change when resuming")
+    config = dc.replace(saved, resume=flags["resume"], **changed)
     validate_config(config)
     return config
 

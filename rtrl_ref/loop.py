@@ -11,8 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rtrl_ref.agent.checkpoint import load_checkpoint, save_checkpoint
-from rtrl_ref.agent.layers import log_softmax
+from rtrl_ref.agent.checkpoint import load_checkpoint, rng_from_state, rng_state, save_checkpoint
+from rtrl_ref.agent.heads import action_log_probs, sample_actions
 from rtrl_ref.agent.loss import actor_critic_loss
 from rtrl_ref.agent.optim import clip_by_global_norm, linear_decay, rmsprop_init, rmsprop_update
 from rtrl_ref.agent.tree import tree_map
@@ -20,9 +20,9 @@ from rtrl_ref.agent.vtrace import vtrace
 from rtrl_ref.config import Config
 from rtrl_ref.core import init_state
 from rtrl_ref.network import AgentSpec, act, init_agent, resolve_stem, unroll_backward, unroll_forward
-from rtrl_ref.runs import CSVLog, new_run_dir, read_config, write_config
+from rtrl_ref.runs import CSVLog, new_run_dir, write_config
 
-CHECKPOINT = "checkpoint"
+CHECKPOINT_FILE = "checkpoint.npz"
 
 
 class TrainingStopped(RuntimeError):
@@ -54,19 +54,6 @@ class Counters(NamedTuple):
     seconds: float
 
 
-def sample_actions(rng: np.random.Generator, logits) -> np.ndarray:
-    """One categorical sample per row of logits (B, A), by the inverse CDF."""
-    log_p = log_softmax(logits)                                            # (B, A)
-    cdf = np.cumsum(np.exp(log_p.astype(np.float64)), axis=-1)             # (B, A)
-    u = rng.random((logits.shape[0], 1)) * cdf[:, -1:]                     # (B, 1)
-    return np.minimum((cdf < u).sum(-1), logits.shape[-1] - 1)             # (B,)
-
-
-def taken(log_p, actions):
-    """log pi(a_t) for the taken actions: (T, B, A), (T, B) -> (T, B)."""
-    return np.take_along_axis(log_p, actions[..., None], axis=-1)[..., 0]
-
-
 def fill_none(grads, params):
     """Zero gradients where a part is not trained (frozen stem, feedforward core)."""
     return type(params)(*(tree_map(np.zeros_like, p) if g is None else g for g, p in zip(grads, params)))
@@ -77,15 +64,15 @@ def learner_step(config: Config, spec: AgentSpec, params, opt_state, rollout, st
     obs, reward, reset, actions, logp_behaviour = rollout
     T = actions.shape[0]
     logits, values, cache = unroll_forward(spec, params, obs, reward, reset, state)
-    log_p = log_softmax(logits[:T])                                        # (T, B, A)
     rewards = np.clip(reward[1:], -config.reward_clip, config.reward_clip)  # (T, B)
     discounts = (config.discount * ~reset[1:]).astype(values.dtype)        # (T, B)
-    vs, pg_adv = vtrace(logp_behaviour, taken(log_p, actions), rewards, discounts, values[:T], values[T])
-    loss = actor_critic_loss(logits[:T], values[:T], actions, vs, pg_adv,
-                             baseline_cost=config.baseline_cost, entropy_cost=config.entropy_cost)
+    target_logp = action_log_probs(logits[:T], actions)                    # (T, B)
+    vs, pg_adv = vtrace(logp_behaviour, target_logp, rewards, discounts, values[:T], values[T])
+    loss, loss_grads = actor_critic_loss(logits[:T], values[:T], actions, vs, pg_adv,
+                                         baseline_cost=config.baseline_cost, entropy_cost=config.entropy_cost)
     if not math.isfinite(loss.total):
         raise TrainingStopped(f"non-finite loss {loss.total} at {frames} frames", 3)
-    grads, state = unroll_backward(spec, params, cache, loss.g_logits, loss.g_values, state)
+    grads, state = unroll_backward(spec, params, cache, loss_grads.g_logits, loss_grads.g_values, state)
     grads = fill_none(grads, params)
     grads, norm = clip_by_global_norm(grads, config.grad_clip)
     if not math.isfinite(norm):
@@ -93,7 +80,7 @@ def learner_step(config: Config, spec: AgentSpec, params, opt_state, rollout, st
     lr = linear_decay(config.lr, frames, config.total_frames)
     params, opt_state = rmsprop_update(params, grads, opt_state, lr, alpha=config.rms_alpha, eps=config.rms_eps)
     metrics = dict(loss=loss.total, pg_loss=loss.pg, baseline_loss=loss.baseline,
-                   entropy=loss.entropy, grad_norm=norm, lr=lr)
+                   entropy=loss.mean_entropy, grad_norm=norm, lr=lr)
     return params, opt_state, state, metrics
 
 
@@ -101,10 +88,6 @@ def train(config: Config) -> Summary:
     import envs
 
     run_dir = Path(config.resume) if config.resume else new_run_dir(config)
-    if config.resume:
-        saved = read_config(run_dir)
-        config = saved.__class__(**{**saved.__dict__, "total_frames": max(saved.total_frames, config.total_frames),
-                                    "resume": config.resume, "progress": config.progress})
     rng = np.random.default_rng(config.seed)                               # the one seed
     env = envs.make(config.env, num_envs=config.num_envs, seed=config.seed)
     try:
@@ -113,11 +96,15 @@ def train(config: Config) -> Summary:
         env.close()
 
 
+def agent_spec(config: Config, env) -> AgentSpec:
+    return AgentSpec(config.learner, config.stem_grad, resolve_stem(config.stem, env.observation_shape),
+                     tuple(env.observation_shape), env.num_actions, config.features, config.hidden,
+                     config.reward_clip, config.backend, config.forget_bias)
+
+
 def _train(config: Config, env, rng: np.random.Generator, run_dir: Path) -> Summary:
     B, T = config.num_envs, config.unroll
-    spec = AgentSpec(config.learner, config.stem_grad, resolve_stem(config.stem, env.observation_shape),
-                     tuple(env.observation_shape), env.num_actions, config.features, config.hidden,
-                     config.reward_clip, config.backend)
+    spec = agent_spec(config, env)
     params = init_agent(rng, spec)
     opt_state = rmsprop_init(params)
     counters = Counters(0, 0, 0, 0.0)
@@ -151,7 +138,7 @@ def _train(config: Config, env, rng: np.random.Generator, run_dir: Path) -> Summ
                 logits, _, c = act(spec, params, obs, reward, reset, c)
                 a = sample_actions(rng, logits)
                 action_buf[t] = a
-                logp_buf[t] = taken(log_softmax(logits)[None], a[None])[0]
+                logp_buf[t] = action_log_probs(logits, a)
                 step = env.step(a)
                 obs, reward, reset = step.obs, step.reward, step.reset
                 for ep in step.episodes:
@@ -205,16 +192,23 @@ def _progress(config: Config, initial: int):
 
 
 def _save(run_dir: Path, config: Config, params, opt_state, counters: Counters, rng) -> None:
-    meta = dict(counters=counters._asdict(), rng=rng.bit_generator.state, env=config.env,
+    meta = dict(counters=counters._asdict(), rng=rng_state(rng), env=config.env,
                 learner=config.learner)
-    save_checkpoint(run_dir / CHECKPOINT, dict(params=params, opt_state=opt_state), meta)
+    save_checkpoint(run_dir / CHECKPOINT_FILE, dict(params=params, opt_state=opt_state), meta)
 
 
 def _restore(run_dir: Path, params, opt_state):
-    trees, meta = load_checkpoint(run_dir / CHECKPOINT, dict(params=params, opt_state=opt_state))
-    rng = np.random.default_rng()
-    rng.bit_generator.state = meta["rng"]
+    trees, meta = load_run_checkpoint(run_dir, params, opt_state)
+    rng = rng_from_state(meta["rng"])
     return trees["params"], trees["opt_state"], Counters(**meta["counters"]), rng
+
+
+def load_run_checkpoint(run_dir: Path, params, opt_state):
+    """(trees, meta) of a run's checkpoint; ValueError with a clear message if it cannot be used."""
+    file = Path(run_dir) / CHECKPOINT_FILE
+    if not file.exists():
+        raise ValueError(f"{run_dir}: no checkpoint ({file} is missing)")
+    return load_checkpoint(file, dict(params=params, opt_state=opt_state))
 
 
 def _plot(run_dir: Path) -> None:

@@ -18,8 +18,9 @@ from rtrl_ref.config import build_parser, make_config
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
-    args = parser.parse_args(argv)
+    parser.parse_args(argv)
     try:
         config = make_config(argv)
     except ValueError as err:

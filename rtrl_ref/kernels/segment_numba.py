@@ -1,0 +1,137 @@
+"""Carried-trace pass of the segment form (Numba + BLAS), chunked by batch element.
+
+Reproduces the NumPy reference `rtrl_ref.rtrl.segment_carried_pass`: for every batch element b,
+with coef = Jeff_0 * lam_0, decay = Jeff_0 * P_0 and u = P_s * dc_dpre_s (DESIGN.md section 2),
+
+    M_b              = [u_z[:, b, :]^T ; u_f[:, b, :]^T] @ x[:, b, :]      (2H x T) @ (T x I)
+    grads.W_z       += coef[b, :, None] * S.W_z[b]                        (W_f likewise)
+    S.W_z[b]         = decay[b, :, None] * S.W_z[b] + M_b[:H]             (W_f with M_b[H:])
+
+and for the vector traces (B, H), plain NumPy:
+    grads.w_z = sum_b coef * S.w_z,   S.w_z = decay * S.w_z + sum_s u_z[s] * c_tm1[s]   (likewise)
+    grads.b_z = sum_b coef * S.b_z,   S.b_z = decay * S.b_z + sum_s u_z[s]              (likewise)
+
+One GEMM per batch element (cuBLAS/OpenBLAS through NumPy) into a (2H, I) buffer, then one fused
+in-place pass over that element's trace rows: every trace number is read once and written once,
+and no second trace-sized buffer exists. The traces_in arrays W_z, W_f are reused for traces_out
+(allowed by the contract).
+
+Two variants of the fused pass (separate `def`s): `carry_serial` and `carry_parallel` (units split
+into n_chunks blocks, one per thread).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from rtrl_ref.kernels.numba_config import (
+    JIT, JIT_PARALLEL, as_input, as_output, kernel_dtype, n_chunks_for)
+from rtrl_ref.params import ELSTMParams
+from rtrl_ref.rtrl import Traces
+from rtrl_ref.validate import check_array
+
+
+@numba.njit(**JIT)
+def _carry_row(S_row, G_row, M_row, coef, decay):
+    """G_row += coef S_row;  S_row = decay S_row + M_row   (one (I,) row, in place)."""
+    for i in range(S_row.shape[0]):
+        s = S_row[i]
+        G_row[i] += coef * s
+        S_row[i] = decay * s + M_row[i]
+
+
+@numba.njit(**JIT)
+def _carry_units(h0, h1, S_Wz_b, S_Wf_b, G_Wz, G_Wf, M_b, coef_b, decay_b):
+    H = S_Wz_b.shape[0]
+    for h in range(h0, h1):
+        _carry_row(S_Wz_b[h], G_Wz[h], M_b[h], coef_b[h], decay_b[h])
+        _carry_row(S_Wf_b[h], G_Wf[h], M_b[H + h], coef_b[h], decay_b[h])
+
+
+@numba.njit(**JIT)
+def carry_serial(S_Wz_b, S_Wf_b, G_Wz, G_Wf, M_b, coef_b, decay_b):
+    """One batch element, one thread: S_Wz_b, S_Wf_b (H, I); M_b (2H, I); coef_b, decay_b (H,)."""
+    _carry_units(0, S_Wz_b.shape[0], S_Wz_b, S_Wf_b, G_Wz, G_Wf, M_b, coef_b, decay_b)
+
+
+@numba.njit(**JIT_PARALLEL)
+def carry_parallel(S_Wz_b, S_Wf_b, G_Wz, G_Wf, M_b, coef_b, decay_b, n_chunks):
+    """One batch element, n_chunks threads each owning a block of units."""
+    H = S_Wz_b.shape[0]
+    for k in numba.prange(n_chunks):
+        _carry_units(k * H // n_chunks, (k + 1) * H // n_chunks,
+                     S_Wz_b, S_Wf_b, G_Wz, G_Wf, M_b, coef_b, decay_b)
+
+
+def carry_traces(S_Wz, S_Wf, coef_in, decay_in, U, x, parallel: bool = False):
+    """The (B, H, I) part, on prepared C-contiguous arrays of one dtype (no checks).
+
+    S_Wz, S_Wf (B, H, I) updated in place; coef_in, decay_in (B, H); U (B, 2H, T) with rows
+    [u_z^T ; u_f^T] per batch element; x (T, B, I) (x[:, b, :] goes to BLAS with its row stride).
+    Returns the carried gradients (G_Wz, G_Wf), each (H, I).
+    """
+    B, H, I = S_Wz.shape
+    M_b = np.empty((2 * H, I), S_Wz.dtype)                            # (2H, I) per-element GEMM
+    G_Wz = np.zeros((H, I), S_Wz.dtype)                               # (H, I)
+    G_Wf = np.zeros((H, I), S_Wz.dtype)                               # (H, I)
+    n_chunks = n_chunks_for(H) if parallel else 0
+    for b in range(B):
+        np.matmul(U[b], x[:, b, :], out=M_b)
+        if n_chunks == 0:
+            carry_serial(S_Wz[b], S_Wf[b], G_Wz, G_Wf, M_b, coef_in[b], decay_in[b])
+        else:
+            carry_parallel(S_Wz[b], S_Wf[b], G_Wz, G_Wf, M_b, coef_in[b], decay_in[b], n_chunks)
+    return G_Wz, G_Wf
+
+
+def _segment_pass(traces_in: Traces, coef_in, decay_in, u_z, u_f, x, c_tm1, parallel: bool):
+    if not isinstance(traces_in, Traces):
+        raise ValueError(f"traces_in: expected a Traces container, got {type(traces_in).__name__}")
+    dtype = kernel_dtype("traces_in.W_z", traces_in.W_z)
+    check_array("traces_in.W_z", traces_in.W_z, (("B", None), ("H", None), ("I", None)), dtype, finite=False)
+    S_Wz = as_output("traces_in.W_z", traces_in.W_z, traces_in.W_z.shape, dtype)
+    B, H, I = S_Wz.shape
+    S_Wf = as_output("traces_in.W_f", traces_in.W_f, (B, H, I), dtype, "B,H,I")
+    s_vec = [as_input(f"traces_in.{f}", getattr(traces_in, f), (B, H), dtype, "B,H")
+             for f in ("w_z", "w_f", "b_z", "b_f")]
+    coef_in = as_input("coef_in", coef_in, (B, H), dtype, "B,H")
+    decay_in = as_input("decay_in", decay_in, (B, H), dtype, "B,H")
+    if getattr(u_z, "ndim", None) != 3:
+        check_array("u_z", u_z, (("T", None), ("B", B), ("H", H)), dtype, finite=False)
+    T = u_z.shape[0]
+    u_z = as_input("u_z", u_z, (T, B, H), dtype, "T,B,H")
+    u_f = as_input("u_f", u_f, (T, B, H), dtype, "T,B,H")
+    x = as_input("x", x, (T, B, I), dtype, "T,B,I")
+    c_tm1 = as_input("c_tm1", c_tm1, (T, B, H), dtype, "T,B,H")
+
+    U = np.empty((B, 2 * H, T), dtype)                                # (B, 2H, T)
+    U[:, :H] = u_z.transpose(1, 2, 0)
+    U[:, H:] = u_f.transpose(1, 2, 0)
+    G_Wz, G_Wf = carry_traces(S_Wz, S_Wf, coef_in, decay_in, U, x, parallel)
+    s_wz, s_wf, s_bz, s_bf = s_vec
+    grads = ELSTMParams(
+        W_z=G_Wz, W_f=G_Wf,
+        w_z=(coef_in * s_wz).sum(0),                                  # (H,)
+        w_f=(coef_in * s_wf).sum(0),                                  # (H,)
+        b_z=(coef_in * s_bz).sum(0),                                  # (H,)
+        b_f=(coef_in * s_bf).sum(0),                                  # (H,)
+    )
+    traces_out = Traces(
+        W_z=S_Wz, W_f=S_Wf,
+        w_z=decay_in * s_wz + (u_z * c_tm1).sum(0),                   # (B, H)
+        w_f=decay_in * s_wf + (u_f * c_tm1).sum(0),                   # (B, H)
+        b_z=decay_in * s_bz + u_z.sum(0),                             # (B, H)
+        b_f=decay_in * s_bf + u_f.sum(0),                             # (B, H)
+    )
+    return grads, traces_out
+
+
+def segment_carried_pass(traces_in: Traces, coef_in, decay_in, u_z, u_f, x, c_tm1):
+    """Serial fused pass; same contract as `rtrl_ref.rtrl.segment_carried_pass` (reuses traces_in)."""
+    return _segment_pass(traces_in, coef_in, decay_in, u_z, u_f, x, c_tm1, parallel=False)
+
+
+def segment_carried_pass_parallel(traces_in: Traces, coef_in, decay_in, u_z, u_f, x, c_tm1):
+    """Parallel fused pass (units split over Numba's threads); same contract."""
+    return _segment_pass(traces_in, coef_in, decay_in, u_z, u_f, x, c_tm1, parallel=True)

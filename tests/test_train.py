@@ -1,0 +1,152 @@
+"""Smoke and fault tests of the training CLI (tiny budgets; no learning is asserted here)."""
+
+import hashlib
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from rtrl_ref.config import Config, build_parser, make_config
+from rtrl_ref.loop import TrainingStopped, train
+from rtrl_ref.runs import read_log
+
+TINY = ["--num-envs", "4", "--unroll", "3", "--hidden", "6", "--features", "8",
+        "--total-frames", "48", "--log-every", "1", "--no-progress", "--backend", "numpy"]
+
+
+def tiny(tmp_path, *extra, **overrides):
+    return make_config(TINY + ["--run-dir", str(tmp_path)] + list(extra), **overrides)
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("learner", ["rtrl", "tbptt", "feedforward"])
+def test_each_learner_runs_on_a_vector_env(tmp_path, learner):
+    summary = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--learner", learner))
+    assert summary.frames == 48 and summary.updates == 4
+    run = summary.run_dir
+    for name in ("config.json", "log.csv", "checkpoint.npz", "curve.png"):
+        assert (run / name).exists(), name
+    assert len(read_log(run)["frames"]) == 4
+
+
+@pytest.mark.parametrize("stem_grad", ["immediate", "frozen"])
+def test_stem_gradient_modes_run(tmp_path, stem_grad):
+    summary = train(tiny(tmp_path, "--env", "gym:CartPole-v1", "--stem-grad", stem_grad))
+    assert summary.updates == 4
+
+
+def test_pixel_env_with_nature_stem(tmp_path):
+    pytest.importorskip("ale_py")
+    config = tiny(tmp_path, "--env", "atari:Breakout", "--stem", "nature", "--num-envs", "2",
+                  "--total-frames", "12", "--features", "16")
+    summary = train(config)
+    assert summary.frames == 12
+
+
+def test_resume_continues_counters(tmp_path):
+    first = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--run-name", "r"))
+    resumed = train(make_config(["--resume", str(first.run_dir), "--total-frames", "96", "--no-progress"]))
+    assert resumed.run_dir == first.run_dir
+    assert resumed.frames == 96 and resumed.updates == 8
+    assert read_log(first.run_dir)["updates"][-1] == 8
+
+
+def test_corrupt_checkpoint_is_refused(tmp_path):
+    first = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--run-name", "r"))
+    ckpt = first.run_dir / "checkpoint.npz"
+    ckpt.write_bytes(ckpt.read_bytes()[:200])
+    with pytest.raises(ValueError, match="checkpoint"):
+        train(make_config(["--resume", str(first.run_dir), "--total-frames", "96", "--no-progress"]))
+
+
+def test_mismatched_checkpoint_is_refused(tmp_path):
+    first = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--run-name", "r"))
+    other = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--run-name", "s", "--hidden", "5"))
+    (first.run_dir / "checkpoint.npz").write_bytes((other.run_dir / "checkpoint.npz").read_bytes())
+    with pytest.raises(ValueError, match="shape"):
+        train(make_config(["--resume", str(first.run_dir), "--total-frames", "96", "--no-progress"]))
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    import rtrl_ref.loop as loop
+
+    first = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--run-name", "r"))
+    before = digest(first.run_dir / "checkpoint.npz")
+    real = loop.actor_critic_loss
+
+    def poisoned(*args, **kw):
+        parts, grads = real(*args, **kw)
+        return parts._replace(total=float("nan")), grads
+
+    monkeypatch.setattr(loop, "actor_critic_loss", poisoned)
+    with pytest.raises(TrainingStopped, match="non-finite loss") as stop:
+        train(make_config(["--resume", str(first.run_dir), "--total-frames", "96", "--no-progress"]))
+    assert stop.value.exit_code == 3
+    assert digest(first.run_dir / "checkpoint.npz") == before
+
+
+def test_interrupt_saves_and_exits_cleanly(tmp_path, monkeypatch):
+    import rtrl_ref.loop as loop
+
+    real = loop.learner_step
+
+    def interrupting(*args, **kw):
+        out = real(*args, **kw)
+        os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(loop, "learner_step", interrupting)
+    with pytest.raises(TrainingStopped, match="interrupted") as stop:
+        train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--run-name", "r", "--total-frames", "480"))
+    assert stop.value.exit_code == 130
+    run = tmp_path / "r"
+    assert (run / "checkpoint.npz").exists()
+    monkeypatch.undo()
+    resumed = train(make_config(["--resume", str(run), "--no-progress"]))
+    assert resumed.frames == 480
+
+
+def test_evaluate_and_plot_commands(tmp_path):
+    from rtrl_ref.evaluate import main as evaluate_main
+    from rtrl_ref.plot import main as plot_main
+
+    run = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--run-name", "r")).run_dir
+    assert evaluate_main([str(run), "--episodes", "5", "--num-envs", "2"]) == 0
+    out = tmp_path / "c.png"
+    assert plot_main([str(run), str(run), "--out", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert evaluate_main([str(tmp_path / "missing")]) == 2
+
+
+def test_help_documents_every_option(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    text = capsys.readouterr().out
+    for field in Config.__dataclass_fields__:
+        assert "--" + field.replace("_", "-") in text, field
+
+
+def test_bad_options_give_clear_errors():
+    with pytest.raises(ValueError, match="unroll: expected a positive integer, got 0"):
+        make_config(["--unroll", "0"])
+    with pytest.raises(ValueError, match="preset: expected one of"):
+        make_config(["--preset", "paper-nes"])
+    with pytest.raises(SystemExit):
+        make_config(["--learner", "bptt"])
+
+
+def test_presets_give_the_papers_settings():
+    c = make_config(["--preset", "paper-atari", "--env", "atari:Breakout"])
+    assert (c.num_envs, c.unroll, c.hidden, c.stem, c.lr, c.grad_clip, c.discount) == (32, 50, 256, "impala", 6e-4, 40.0, 0.99)
+    assert make_config(["--preset", "paper-dmlab"]).unroll == 100
+    assert make_config(["--preset", "paper-atari", "--unroll", "20"]).unroll == 20
+
+
+def test_resume_refuses_changed_model_options(tmp_path):
+    first = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--run-name", "r"))
+    with pytest.raises(ValueError, match=r"resume: options \['hidden'\] differ"):
+        make_config(["--resume", str(first.run_dir), "--hidden", "7"])
