@@ -12,3 +12,28 @@ framework's tensor form. Each can inject a known bug (`BUGS`) to show what the c
 
 BUGS = ("none", "no_wz_term", "no_trace_reset")
 METHODS = ("rtrl", "bptt")
+
+
+def adapter_main(argv, module: str, framework: str, candidate) -> int:
+    """The command line shared by the adapters: write a candidate file for one oracle case."""
+    import argparse
+    import sys
+
+    from verify.oracle.case import load_case
+    from verify.oracle.io import MalformedInput, write_npz
+
+    ap = argparse.ArgumentParser(prog=f"python -m {module}",
+                                 description=f"Write a {framework} eLSTM candidate for an oracle case.")
+    ap.add_argument("case", help="oracle case (path or golden name)")
+    ap.add_argument("--out", required=True, help="candidate .npz to write")
+    ap.add_argument("--method", choices=METHODS, default="rtrl", help="how gradients are computed")
+    ap.add_argument("--bug", choices=BUGS, default="none", help="inject a known mistake")
+    args = ap.parse_args(argv)
+    try:
+        case = load_case(args.case)
+    except MalformedInput as e:
+        print(f"malformed input: {e}", file=sys.stderr)
+        return 2
+    write_npz(args.out, candidate(case, args.method, args.bug))
+    print(f"wrote {args.out}")
+    return 0

@@ -13,7 +13,6 @@ Bugs for the checker's negative tests: "no_wz_term" drops gz * w_z from the Jaco
 
 from __future__ import annotations
 
-import argparse
 import sys
 import jax
 import numpy as np
@@ -21,7 +20,7 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402  (after the x64 switch)
 
-from verify.adapters import BUGS, METHODS  # noqa: E402
+from verify.adapters import BUGS, METHODS, adapter_main  # noqa: E402
 
 TRACE_FIELDS = ("W_z", "W_f", "w_z", "w_f", "b_z", "b_f")
 
@@ -129,24 +128,7 @@ def candidate(case, method: str = "rtrl", bug: str = "none") -> dict:
 
 
 def main(argv=None) -> int:
-    from verify.oracle.case import load_case
-    from verify.oracle.io import MalformedInput, write_npz
-
-    ap = argparse.ArgumentParser(prog="python -m verify.adapters.jax_elstm",
-                                 description="Write a JAX eLSTM candidate for an oracle case.")
-    ap.add_argument("case")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--method", choices=METHODS, default="rtrl")
-    ap.add_argument("--bug", choices=BUGS, default="none")
-    args = ap.parse_args(argv)
-    try:
-        case = load_case(args.case)
-    except MalformedInput as e:
-        print(f"malformed input: {e}", file=sys.stderr)
-        return 2
-    write_npz(args.out, candidate(case, args.method, args.bug))
-    print(f"wrote {args.out}")
-    return 0
+    return adapter_main(argv, "verify.adapters.jax_elstm", "JAX", candidate)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,12 @@ Bugs: "no_wz_term" drops gz * w_z from J_t; "no_trace_reset" does not zero the t
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import numpy as np
 import torch
 
-from verify.adapters import BUGS, METHODS
+from verify.adapters import BUGS, METHODS, adapter_main
 
 TRACE_FIELDS = ("W_z", "W_f", "w_z", "w_f", "b_z", "b_f")
 
@@ -109,24 +108,7 @@ def candidate(case, method: str = "rtrl", bug: str = "none") -> dict:
 
 
 def main(argv=None) -> int:
-    from verify.oracle.case import load_case
-    from verify.oracle.io import MalformedInput, write_npz
-
-    ap = argparse.ArgumentParser(prog="python -m verify.adapters.torch_elstm",
-                                 description="Write a PyTorch eLSTM candidate for an oracle case.")
-    ap.add_argument("case")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--method", choices=METHODS, default="rtrl")
-    ap.add_argument("--bug", choices=BUGS, default="none")
-    args = ap.parse_args(argv)
-    try:
-        case = load_case(args.case)
-    except MalformedInput as e:
-        print(f"malformed input: {e}", file=sys.stderr)
-        return 2
-    write_npz(args.out, candidate(case, args.method, args.bug))
-    print(f"wrote {args.out}")
-    return 0
+    return adapter_main(argv, "verify.adapters.torch_elstm", "PyTorch", candidate)
 
 
 if __name__ == "__main__":
