@@ -150,3 +150,12 @@ def test_resume_refuses_changed_model_options(tmp_path):
     first = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--run-name", "r"))
     with pytest.raises(ValueError, match=r"resume: options \['hidden'\] differ"):
         make_config(["--resume", str(first.run_dir), "--hidden", "7"])
+
+
+def test_copy_task_runs_fully_online_through_the_cli():
+    from rtrl_ref.train import main
+
+    assert main(["--env", "memory:copy?max_len=2", "--hidden", "8", "--num-envs", "4",
+                 "--total-frames", "64", "--no-progress", "--backend", "numpy"]) == 0
+    with pytest.raises(SystemExit, match="unknown options"):
+        main(["--env", "memory:copy?length=2", "--no-progress"])

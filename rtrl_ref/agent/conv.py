@@ -32,8 +32,8 @@ the default, 2-6x faster.
 Memory layout: arrays are NCHW in shape, but outputs are (C, N, Y, X) in memory (a transposed
 view). In that layout each im2col row and each col2im add is a run of whole image rows, the GEMMs
 read and write (D, N * OY * OX) matrices without a copy, and the next layer's transpose is free.
-Measured on one thread at the IMPALA stem's sizes this is 1.5-2x faster than patches in
-(N * OY * OX, KY * KX * C) order from an NHWC buffer. Any layout is accepted as input. float32
+On one thread the IMPALA stem's forward + backward ran about 1.5x faster this way than with
+patches in (N * OY * OX, KY * KX * C) order from an NHWC buffer. Any layout is accepted as input. float32
 and float64; the arithmetic stays in the input dtype.
 """
 
