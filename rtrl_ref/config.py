@@ -41,6 +41,7 @@ class Config:
     baseline_cost: float = _f(0.5, "weight of the baseline loss 0.5 * sum (v_s - V)^2")
     entropy_cost: float = _f(0.01, "weight of the negative-entropy loss")
     reward_clip: float = _f(1.0, "rewards are clipped to [-reward_clip, reward_clip] in the loss and the core input")
+    blas_threads: int = _f(1, "BLAS threads for the learner (1 avoids thread pools spinning against the environments and Numba; 0 = library default)")
     backend: str = _f("numba", "trace kernels: numpy (reference), numba (CPU default), cupy", choices=("numpy", "numba", "cupy"))
     run_dir: str = _f("runs", "parent folder of run folders")
     run_name: str = _f("", "run folder name (default: env-learner-seed-time)")
@@ -117,7 +118,7 @@ def make_config(argv: list[str] | None = None, **overrides) -> Config:
     return config
 
 
-RESUMABLE = ("total_frames", "progress", "checkpoint_minutes", "log_every", "backend")
+RESUMABLE = ("total_frames", "progress", "checkpoint_minutes", "log_every", "backend", "blas_threads")
 
 
 def resume_config(flags: dict) -> Config:
@@ -137,6 +138,8 @@ def resume_config(flags: dict) -> Config:
 
 
 def validate_config(c: Config) -> None:
+    if c.blas_threads < 0:
+        raise ValueError(f"blas_threads: expected an integer >= 0, got {c.blas_threads}")
     for name in ("total_frames", "num_envs", "unroll", "hidden", "features", "log_every"):
         if getattr(c, name) < 1:
             raise ValueError(f"{name}: expected a positive integer, got {getattr(c, name)}")

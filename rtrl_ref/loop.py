@@ -91,9 +91,23 @@ def train(config: Config) -> Summary:
     rng = np.random.default_rng(config.seed)                               # the one seed
     env = envs.make(config.env, num_envs=config.num_envs, seed=config.seed)
     try:
-        return _train(config, env, rng, run_dir)
+        with blas_threads(config.blas_threads):
+            return _train(config, env, rng, run_dir)
     finally:
         env.close()
+
+
+def blas_threads(n: int):
+    """Limit BLAS thread pools to n threads inside the block (n = 0: leave them alone)."""
+    import contextlib
+
+    if n <= 0:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n, user_api="blas")
 
 
 def agent_spec(config: Config, env) -> AgentSpec:

@@ -12,10 +12,10 @@ import textwrap
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from rtrl_ref import rtrl
-from rtrl_ref.cell import CellCache, cache_at
+from rtrl_ref.cell import CellCache
 from rtrl_ref.kernels import available_backends, get_backend
 from rtrl_ref.params import ELSTMParams
 from rtrl_ref.rtrl import Traces, rtrl_segment, rtrl_sequence
@@ -48,6 +48,17 @@ def backend(request):
 
         return "cupy", be, cupy
     return request.param, be, np
+
+
+@pytest.fixture(scope="module",
+                params=[pytest.param(n, marks=pytest.mark.gpu) if n == "cupy" else n for n in available_backends()])
+def driver_backend(request):
+    """(name, xp) of a backend the drivers select by name."""
+    if request.param == "cupy":
+        import cupy
+
+        return "cupy", cupy
+    return request.param, np
 
 
 def _to(xp, tree):
@@ -128,10 +139,8 @@ def _assert_result_close(prefix, got, want, tol):
 
 
 @given(prob=problems(max_T=8, max_B=3, max_I=6, max_H=6), dtype=st.sampled_from(DTYPES))
-def test_drivers_match_numpy(backend, prob, dtype):
-    name, _, xp = backend
-    if name == "numba-parallel":
-        pytest.skip("the drivers select backends by name; numba-parallel is covered at kernel level")
+def test_drivers_match_numpy(driver_backend, prob, dtype):
+    name, xp = driver_backend
     prob = prob._replace(p=prob.p.astype(dtype), q=prob.q.astype(dtype), V=prob.V.astype(dtype),
                          x=prob.x.astype(dtype), c_0=prob.c_0.astype(dtype))
     back, traces_in = _driver_case(prob)

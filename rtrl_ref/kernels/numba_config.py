@@ -25,8 +25,9 @@ JIT_PARALLEL = dict(JIT, parallel=True)
 
 
 def configure_threading_layer() -> str:
-    """Select `workqueue` unless NUMBA_THREADING_LAYER was set; returns the configured layer."""
-    if "NUMBA_THREADING_LAYER" not in os.environ:
+    """Select `workqueue` unless the user chose a layer (NUMBA_THREADING_LAYER, or
+    numba.config.THREADING_LAYER set in code before this import); returns the configured layer."""
+    if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER == "default":
         numba.config.THREADING_LAYER = "workqueue"
     return numba.config.THREADING_LAYER
 

@@ -11,7 +11,7 @@ and for the vector traces (B, H), plain NumPy:
     grads.w_z = sum_b coef * S.w_z,   S.w_z = decay * S.w_z + sum_s u_z[s] * c_tm1[s]   (likewise)
     grads.b_z = sum_b coef * S.b_z,   S.b_z = decay * S.b_z + sum_s u_z[s]              (likewise)
 
-One GEMM per batch element (cuBLAS/OpenBLAS through NumPy) into a (2H, I) buffer, then one fused
+One GEMM per batch element (BLAS through NumPy) into a (2H, I) buffer, then one fused
 in-place pass over that element's trace rows: every trace number is read once and written once,
 and no second trace-sized buffer exists. The traces_in arrays W_z, W_f are reused for traces_out
 (allowed by the contract).

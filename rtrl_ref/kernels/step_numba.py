@@ -9,21 +9,23 @@ and unit h, with keep_b = 1 - reset_t[b] and J = dc_dctm1 (DESIGN.md section 2),
     S.b_z[b, h]    = (keep_b J[b, h]) S.b_z[b, h]    + dc_dzpre[b, h]               (b_f likewise)
     grads.<p>     += g_c_t[b, h] * S.<p>[b, h]
 
-Loop order b outer, h inner, and one contiguous inner loop over I that LLVM vectorises, updating
-the W_z and W_f rows of a unit together (up to 1.5x faster than one loop per matrix in our
-measurements: x_t is loaded once per unit). Each trace row is read once and written once (a
-read-modify-write stream of 4*B*H*I numbers); the gradient rows (H, I) stay in cache. Traces and grads are updated in place and returned (the backend
+Loop order b outer (two batch elements at a time), h inner, and one contiguous inner loop over I
+that LLVM vectorises, updating the W_z and W_f rows of a unit for both elements together: x_t is
+loaded once per unit and the gradient rows once per pair (each step up to 1.2-1.5x faster in
+our measurements than one loop per matrix and element). Each trace row is read once and written
+once (a read-modify-write stream of 4*B*H*I numbers); the gradient rows (H, I) stay in cache.
+The (B, H) vector traces are a separate, tiny pass. Traces and grads are updated in place and returned (the backend
 contract: callers treat both inputs as consumed).
 
 Two variants, separate `def`s so their cache entries stay apart: `step_serial` and
 `step_parallel` (units split into n_chunks contiguous blocks, one per thread; each thread loops
-b outer over its own block, so no two threads write the same gradient row).
+b outer over its own block, so no two threads write the same gradient row). Gradient sums are
+associated per pair of batch elements, so they differ from the reference by round-off only.
 """
 
 from __future__ import annotations
 
 import numba
-import numpy as np
 
 from rtrl_ref.cell import CellCache
 from rtrl_ref.kernels.numba_config import (
@@ -47,41 +49,85 @@ def _update_rows(S_z, S_f, G_z, G_f, x_row, J, g_z, g_f, g_c):
 
 
 @numba.njit(**JIT)
-def _update_units(b, h0, h1, S_Wz, S_Wf, s_wz, s_wf, s_bz, s_bf,
-                  G_Wz, G_Wf, G_wz, G_wf, G_bz, G_bf,
-                  x_t, c_tm1, dc_dzpre, dc_dfpre, dc_dctm1, keep, g_c_t):
-    """Units h0..h1-1 of batch element b: the fused update of all six traces and gradients."""
-    x_row = x_t[b]
+def _update_rows_pair(S_z0, S_f0, S_z1, S_f1, G_z, G_f, x_row0, x_row1, J0, J1,
+                      g_z0, g_f0, g_z1, g_f1, g_c0, g_c1):
+    """The rows of one unit for two batch elements at once: the gradient rows are loaded and
+    stored once per pair (10-20% faster in float32 than one element at a time)."""
+    for i in range(S_z0.shape[0]):
+        s_z0 = J0 * S_z0[i] + g_z0 * x_row0[i]
+        s_f0 = J0 * S_f0[i] + g_f0 * x_row0[i]
+        s_z1 = J1 * S_z1[i] + g_z1 * x_row1[i]
+        s_f1 = J1 * S_f1[i] + g_f1 * x_row1[i]
+        S_z0[i] = s_z0
+        S_f0[i] = s_f0
+        S_z1[i] = s_z1
+        S_f1[i] = s_f1
+        G_z[i] += g_c0 * s_z0 + g_c1 * s_z1
+        G_f[i] += g_c0 * s_f0 + g_c1 * s_f1
+
+
+@numba.njit(**JIT)
+def _update_matrix_pair(b, h0, h1, S_Wz, S_Wf, G_Wz, G_Wf, x_t, dc_dzpre, dc_dfpre, dc_dctm1,
+                        keep, g_c_t):
+    """Units h0..h1-1 of batch elements b and b + 1."""
+    c = b + 1
     for h in range(h0, h1):
-        J = keep[b] * dc_dctm1[b, h]
-        g_z = dc_dzpre[b, h]
-        g_f = dc_dfpre[b, h]
-        g_c = g_c_t[b, h]
-        _update_rows(S_Wz[b, h], S_Wf[b, h], G_Wz[h], G_Wf[h], x_row, J, g_z, g_f, g_c)
-        c = c_tm1[b, h]
-        s = J * s_wz[b, h] + g_z * c
-        s_wz[b, h] = s
-        G_wz[h] += g_c * s
-        s = J * s_wf[b, h] + g_f * c
-        s_wf[b, h] = s
-        G_wf[h] += g_c * s
-        s = J * s_bz[b, h] + g_z
-        s_bz[b, h] = s
-        G_bz[h] += g_c * s
-        s = J * s_bf[b, h] + g_f
-        s_bf[b, h] = s
-        G_bf[h] += g_c * s
+        _update_rows_pair(S_Wz[b, h], S_Wf[b, h], S_Wz[c, h], S_Wf[c, h], G_Wz[h], G_Wf[h],
+                          x_t[b], x_t[c], keep[b] * dc_dctm1[b, h], keep[c] * dc_dctm1[c, h],
+                          dc_dzpre[b, h], dc_dfpre[b, h], dc_dzpre[c, h], dc_dfpre[c, h],
+                          g_c_t[b, h], g_c_t[c, h])
+
+
+@numba.njit(**JIT)
+def _update_matrix_units(b, h0, h1, S_Wz, S_Wf, G_Wz, G_Wf, x_t, dc_dzpre, dc_dfpre, dc_dctm1,
+                         keep, g_c_t):
+    """Units h0..h1-1 of batch element b: the (H, I) traces and gradients (odd B's last element)."""
+    x_row = x_t[b]
+    k = keep[b]
+    for h in range(h0, h1):
+        _update_rows(S_Wz[b, h], S_Wf[b, h], G_Wz[h], G_Wf[h], x_row, k * dc_dctm1[b, h],
+                     dc_dzpre[b, h], dc_dfpre[b, h], g_c_t[b, h])
+
+
+@numba.njit(**JIT)
+def _update_vector_units(h0, h1, s_wz, s_wf, s_bz, s_bf, G_wz, G_wf, G_bz, G_bf,
+                         c_tm1, dc_dzpre, dc_dfpre, dc_dctm1, keep, g_c_t):
+    """Units h0..h1-1, every batch element: the (H,) traces and gradients (a separate, tiny pass:
+    interleaving these scalar updates with the row loops made the kernel ~15% slower)."""
+    for b in range(dc_dctm1.shape[0]):
+        for h in range(h0, h1):
+            J = keep[b] * dc_dctm1[b, h]
+            g_z = dc_dzpre[b, h]
+            g_f = dc_dfpre[b, h]
+            g_c = g_c_t[b, h]
+            c = c_tm1[b, h]
+            s = J * s_wz[b, h] + g_z * c
+            s_wz[b, h] = s
+            G_wz[h] += g_c * s
+            s = J * s_wf[b, h] + g_f * c
+            s_wf[b, h] = s
+            G_wf[h] += g_c * s
+            s = J * s_bz[b, h] + g_z
+            s_bz[b, h] = s
+            G_bz[h] += g_c * s
+            s = J * s_bf[b, h] + g_f
+            s_bf[b, h] = s
+            G_bf[h] += g_c * s
 
 
 @numba.njit(**JIT)
 def step_serial(S_Wz, S_Wf, s_wz, s_wf, s_bz, s_bf, G_Wz, G_Wf, G_wz, G_wf, G_bz, G_bf,
                 x_t, c_tm1, dc_dzpre, dc_dfpre, dc_dctm1, keep, g_c_t):
-    """One thread: b outer, h inner."""
+    """One thread: b outer (in pairs), h inner."""
     B, H = dc_dctm1.shape
-    for b in range(B):
-        _update_units(b, 0, H, S_Wz, S_Wf, s_wz, s_wf, s_bz, s_bf,
-                      G_Wz, G_Wf, G_wz, G_wf, G_bz, G_bf,
-                      x_t, c_tm1, dc_dzpre, dc_dfpre, dc_dctm1, keep, g_c_t)
+    for b in range(0, B - 1, 2):
+        _update_matrix_pair(b, 0, H, S_Wz, S_Wf, G_Wz, G_Wf, x_t, dc_dzpre, dc_dfpre, dc_dctm1,
+                            keep, g_c_t)
+    if B % 2 == 1:
+        _update_matrix_units(B - 1, 0, H, S_Wz, S_Wf, G_Wz, G_Wf, x_t, dc_dzpre, dc_dfpre,
+                             dc_dctm1, keep, g_c_t)
+    _update_vector_units(0, H, s_wz, s_wf, s_bz, s_bf, G_wz, G_wf, G_bz, G_bf,
+                         c_tm1, dc_dzpre, dc_dfpre, dc_dctm1, keep, g_c_t)
 
 
 @numba.njit(**JIT_PARALLEL)
@@ -92,10 +138,14 @@ def step_parallel(S_Wz, S_Wf, s_wz, s_wf, s_bz, s_bf, G_Wz, G_Wf, G_wz, G_wf, G_
     for k in numba.prange(n_chunks):
         h0 = k * H // n_chunks
         h1 = (k + 1) * H // n_chunks
-        for b in range(B):
-            _update_units(b, h0, h1, S_Wz, S_Wf, s_wz, s_wf, s_bz, s_bf,
-                          G_Wz, G_Wf, G_wz, G_wf, G_bz, G_bf,
-                          x_t, c_tm1, dc_dzpre, dc_dfpre, dc_dctm1, keep, g_c_t)
+        for b in range(0, B - 1, 2):
+            _update_matrix_pair(b, h0, h1, S_Wz, S_Wf, G_Wz, G_Wf, x_t, dc_dzpre, dc_dfpre,
+                                dc_dctm1, keep, g_c_t)
+        if B % 2 == 1:
+            _update_matrix_units(B - 1, h0, h1, S_Wz, S_Wf, G_Wz, G_Wf, x_t, dc_dzpre, dc_dfpre,
+                                 dc_dctm1, keep, g_c_t)
+        _update_vector_units(h0, h1, s_wz, s_wf, s_bz, s_bf, G_wz, G_wf, G_bz, G_bf,
+                             c_tm1, dc_dzpre, dc_dfpre, dc_dctm1, keep, g_c_t)
 
 
 _VEC = ("w_z", "w_f", "b_z", "b_f")

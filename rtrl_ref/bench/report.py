@@ -1,0 +1,200 @@
+"""Verdicts of the performance goals (issue 6), the result JSON and the memory plot."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+GOAL_TEXT = {
+    "1": "fused per-step update >= 1.2x the same-process single-thread DRAM triad bandwidth",
+    "2": "per-step update >= 10x faster than the PyTorch-eager formulation",
+    "3": "segment RTRL <= 1.2x BPTT, forward+RTRL <= 1.7x BPTT, >= 4x faster than the step loop "
+         "(>= 2x at B=1)",
+    "4": "no op > 1.3x slower with BLAS and Numba allowed 2 threads than with 1",
+    "5": "RTRL state <= 1.1x (2HI + 5H) itemsize per batch element, constant in T; memory vs T curve",
+    "7": "every kernel loads from cache; first calls in a fresh process <= 1 s in total",
+}
+
+
+def _median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+def _runs(results: dict, threads: int) -> list[dict]:
+    return [r for r in results["ops_runs"] if r["threads"]["numba_num_threads"] == threads
+            and r["threads"]["OPENBLAS_NUM_THREADS"] == str(threads)]
+
+
+def goal1(results) -> dict:
+    if not _runs(results, 1):
+        return dict(verdict="not measured", met=None)
+    out = {}
+    for dn in results["dtypes"]:
+        ratios = [r["step"][dn]["step_numba_over_triad"] for r in _runs(results, 1)]
+        best = [r["step"][dn].get("step_numba_over_triad_best_round") for r in _runs(results, 1)]
+        out[dn] = dict(ratio=_median(ratios), runs=ratios, best_round_ratio_runs=best,
+                       met=_median(ratios) >= 1.2)
+    return out
+
+
+def goal2(results) -> dict:
+    t = results.get("torch")
+    if t is None:
+        return dict(verdict="not measured", met=None)
+    if "skipped" in t:
+        return dict(verdict=f"skipped: {t['skipped']}", met=None)
+    out = {dn: dict(speedup=t[dn]["speedup"], met=t[dn]["speedup"] >= 10) for dn in results["dtypes"]}
+    out["torch"] = t.get("torch")
+    return out
+
+
+def goal3(results) -> dict:
+    if not _runs(results, 1):
+        return dict(verdict="not measured", met=None)
+    out = {}
+    B = str(results["sizes"]["B"])
+    for dn in results["dtypes"]:
+        runs = _runs(results, 1)
+        seg = lambda key, b=B: _median([r["segment"][dn][b][key] for r in runs])
+        # the step loop yields gradients and traces; it is compared with the segment form that
+        # yields the same (no input gradient); the ratio with the input gradient is reported too
+        row = dict(rtrl_over_bptt=seg("rtrl_over_bptt"), forward_rtrl_over_bptt=seg("forward_rtrl_over_bptt"),
+                   step_loop_over_rtrl=seg("step_loop_over_rtrl_same_outputs"),
+                   step_loop_over_rtrl_with_input_grad=seg("step_loop_over_rtrl"))
+        met = (row["rtrl_over_bptt"] <= 1.2 and row["forward_rtrl_over_bptt"] <= 1.7
+               and row["step_loop_over_rtrl"] >= 4)
+        if "1" in runs[0]["segment"][dn]:
+            row["step_loop_over_rtrl_B1"] = seg("step_loop_over_rtrl_same_outputs", "1")
+            met = met and row["step_loop_over_rtrl_B1"] >= 2
+        row["met"] = met
+        out[dn] = row
+    return out
+
+
+def _op_times(run: dict) -> dict:
+    ops = {}
+    for dn, s in run["step"].items():
+        for k, v in s["times_ms"].items():
+            if k not in ("triad", "step_numpy"):
+                ops[f"{dn} {k}"] = v
+    for dn, by_b in run["segment"].items():
+        for b, s in by_b.items():
+            for k, v in s["times_ms"].items():
+                if not k.endswith("_numpy"):
+                    ops[f"{dn} B={b} {k}"] = v
+    return ops
+
+
+def goal4(results) -> dict:
+    one, two = _runs(results, 1), _runs(results, 2)
+    if not one or not two:
+        return dict(verdict="not measured", met=None)
+    t1 = [_op_times(r) for r in one]
+    t2 = [_op_times(r) for r in two]
+    ratios = {op: _median([t[op] for t in t2]) / _median([t[op] for t in t1]) for op in t1[0]}
+    worst = max(ratios, key=ratios.get)
+    return dict(method=results.get("thread_method"), ratios=ratios, worst_op=worst,
+                worst_ratio=ratios[worst], met=ratios[worst] <= 1.3)
+
+
+def goal5(results) -> dict:
+    m = results.get("memory")
+    if not m:
+        return dict(verdict="not measured", met=None)
+    formula = m["state_formula_bytes"]
+    peaks = m["online_peak_per_element"]
+    state_ratio = m["state_bytes_per_element"] / formula
+    peak_ratio = max(peaks) / formula
+    constant = max(peaks) / min(peaks)
+    crossing = next((T for T, r, b in zip(m["T"], m["rtrl_bytes"], m["bptt_bytes"]) if b > r), None)
+    curve = m["rtrl_bytes"]
+    return dict(state_ratio=state_ratio, online_peak_ratio=peak_ratio, peak_max_over_min_in_T=constant,
+                rtrl_curve_MiB=[curve[0] / 2**20, curve[-1] / 2**20],
+                bptt_curve_MiB=[m["bptt_bytes"][0] / 2**20, m["bptt_bytes"][-1] / 2**20],
+                first_T_where_bptt_exceeds_rtrl=crossing, method=m["method"],
+                met=state_ratio <= 1.1 and peak_ratio <= 1.1 and constant <= 1.05)
+
+
+def goal7(results) -> dict:
+    w = results.get("warm_start")
+    if not w:
+        return dict(verdict="not measured", met=None)
+    return dict(first_calls_s=w["first_calls_s"], import_s=w["import_s"], all_from_cache=w["all_from_cache"],
+                met=w["all_from_cache"] and w["first_calls_s"] <= 1.0)
+
+
+def part_a(results) -> dict:
+    if not _runs(results, 1):
+        return dict(verdict="not measured", met=None)
+    out = {}
+    B = str(results["sizes"]["B"])
+    for dn in results["dtypes"]:
+        runs = _runs(results, 1)
+        out[dn] = dict(
+            step_speedup=_median([r["step"][dn]["speedup_numba_vs_numpy"] for r in runs]),
+            library_segment_speedup=_median([r["segment"][dn][B]["library_segment_speedup_numba_vs_numpy"]
+                                             for r in runs]),
+            carried_pass_speedup=_median([r["segment"][dn][B]["carried_pass_speedup_numba_vs_numpy"]
+                                          for r in runs]))
+    return out
+
+
+def verdicts(results: dict) -> dict:
+    return {"1": goal1(results), "2": goal2(results), "3": goal3(results), "4": goal4(results),
+            "5": goal5(results), "7": goal7(results), "part_a": part_a(results)}
+
+
+def summary_text(results: dict, v: dict) -> str:
+    lines = [f"# rtrl_ref benchmark ({'quick' if results['quick'] else 'full'})", "",
+             f"command: `{results['command']}`", f"machine: {results['machine'].get('Model name')}, "
+             f"{results['machine'].get('cpu_count')} CPUs, load average at start "
+             f"{results['machine'].get('loadavg')}", f"sizes: {results['sizes']}", "",
+             f"correctness: {results['checks_passed']}/{results['checks_total']} comparisons passed", ""]
+    for g in ("1", "2", "3", "4", "5", "7"):
+        met = v[g].get("met") if isinstance(v[g].get("met"), bool) or v[g].get("met") is None else None
+        if met is None and g in ("1", "3") and "verdict" not in v[g]:
+            met = all(x["met"] for x in v[g].values())
+        if met is None and g == "2" and "verdict" not in v[g]:
+            met = all(x["met"] for k, x in v[g].items() if k != "torch")
+        verdict = "MET" if met else ("not measured / skipped" if met is None else "NOT MET")
+        lines.append(f"- goal {g} ({GOAL_TEXT[g]}): **{verdict}**")
+        lines.append(f"  `{json.dumps(_short(v[g]))}`")
+    lines.append(f"- Part A speed-ups (numba vs numpy, 1 thread): `{json.dumps(_short(v['part_a']))}`")
+    return "\n".join(lines) + "\n"
+
+
+def _short(obj):
+    if isinstance(obj, float):
+        return float(f"{obj:.3g}")
+    if isinstance(obj, dict):
+        return {k: _short(x) for k, x in obj.items() if k not in ("ratios",)}
+    if isinstance(obj, list):
+        return [_short(x) for x in obj]
+    return obj
+
+
+def plot_memory(m: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    T = m["T"]
+    ax.loglog(T, [b / 2**20 for b in m["rtrl_bytes"]], "o-", label="RTRL, segment form, unroll 50")
+    if m.get("T_online"):
+        ax.loglog(m["T_online"], [b / 2**20 for b in m["rtrl_online_bytes"]], "^-",
+                  label="RTRL, fully online step form")
+    ax.loglog(T, [b / 2**20 for b in m["bptt_bytes"]], "s-", label="full BPTT (measured peak)")
+    ax.loglog(T, [m["bptt_min_bytes_per_step_model"] * t / 2**20 for t in T], "--",
+              label="BPTT lower bound (3H + I) per step")
+    ax.axhline(m["state_formula_bytes"] / 2**20, color="gray", lw=0.8, ls=":",
+               label="RTRL state (2HI + 5H)")
+    ax.set_xlabel("sequence length T (steps, B = 1)")
+    ax.set_ylabel("peak memory (MiB, tracemalloc)")
+    ax.set_title(f"eLSTM H={m['H']}, I={m['I']}, {m['dtype']}: memory vs T")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", lw=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

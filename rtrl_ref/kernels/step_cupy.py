@@ -1,0 +1,119 @@
+"""Fused per-step RTRL kernel (CuPy RawKernel): reset + trace update + gradient accumulation.
+
+Reproduces the NumPy reference `rtrl_ref.rtrl.trace_step_accumulate` (equations in
+`rtrl_ref.kernels.step_numba`): with J_b = keep_b * dc_dctm1[b, h],
+
+    S.W_z[b, h, i] = J_b S.W_z[b, h, i] + dc_dzpre[b, h] x_t[b, i]      (W_f with dc_dfpre)
+    grads.W_z[h, i] += sum_b g_c_t[b, h] S.W_z[b, h, i]
+
+One thread per (h, i): consecutive threads take consecutive i (coalesced rows), each thread loops
+over b and keeps the sum over b in a register, so there are no atomics and the summation order
+is fixed (deterministic). A second small kernel does the (B, H) vector traces, one thread per h.
+Traces and grads are updated in place on the device and returned.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rtrl_ref.cell import CellCache
+from rtrl_ref.kernels.cupy_common import device_input, device_output, kernel_dtype, raw_kernel
+from rtrl_ref.params import ELSTMParams
+from rtrl_ref.rtrl import Traces
+
+MATRIX_SOURCE = r"""
+extern "C" __global__
+void step_matrix(real* __restrict__ S_z, real* __restrict__ S_f,
+                 real* __restrict__ G_z, real* __restrict__ G_f,
+                 const real* __restrict__ x, const real* __restrict__ J,
+                 const real* __restrict__ g_z, const real* __restrict__ g_f,
+                 const real* __restrict__ keep, const real* __restrict__ g_c,
+                 const int B, const int H, const int I)
+{
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    const int h = blockIdx.y;
+    if (i >= I) return;
+    real acc_z = 0, acc_f = 0;
+    #pragma unroll 4
+    for (int b = 0; b < B; ++b) {
+        const long long bh = (long long)b * H + h;
+        const long long k = bh * I + i;
+        const real j = keep[b] * J[bh];
+        const real x_bi = x[(long long)b * I + i];
+        const real s_z = j * S_z[k] + g_z[bh] * x_bi;
+        const real s_f = j * S_f[k] + g_f[bh] * x_bi;
+        S_z[k] = s_z;
+        S_f[k] = s_f;
+        acc_z += g_c[bh] * s_z;
+        acc_f += g_c[bh] * s_f;
+    }
+    const long long hi = (long long)h * I + i;
+    G_z[hi] += acc_z;
+    G_f[hi] += acc_f;
+}
+"""
+
+VECTOR_SOURCE = r"""
+extern "C" __global__
+void step_vector(real* __restrict__ s_wz, real* __restrict__ s_wf,
+                 real* __restrict__ s_bz, real* __restrict__ s_bf,
+                 real* __restrict__ G_wz, real* __restrict__ G_wf,
+                 real* __restrict__ G_bz, real* __restrict__ G_bf,
+                 const real* __restrict__ c_tm1, const real* __restrict__ J,
+                 const real* __restrict__ g_z, const real* __restrict__ g_f,
+                 const real* __restrict__ keep, const real* __restrict__ g_c,
+                 const int B, const int H)
+{
+    const int h = blockIdx.x * blockDim.x + threadIdx.x;
+    if (h >= H) return;
+    real a_wz = 0, a_wf = 0, a_bz = 0, a_bf = 0;
+    for (int b = 0; b < B; ++b) {
+        const long long k = (long long)b * H + h;
+        const real j = keep[b] * J[k];
+        const real v_wz = j * s_wz[k] + g_z[k] * c_tm1[k];
+        const real v_wf = j * s_wf[k] + g_f[k] * c_tm1[k];
+        const real v_bz = j * s_bz[k] + g_z[k];
+        const real v_bf = j * s_bf[k] + g_f[k];
+        s_wz[k] = v_wz; s_wf[k] = v_wf; s_bz[k] = v_bz; s_bf[k] = v_bf;
+        a_wz += g_c[k] * v_wz; a_wf += g_c[k] * v_wf;
+        a_bz += g_c[k] * v_bz; a_bf += g_c[k] * v_bf;
+    }
+    G_wz[h] += a_wz; G_wf[h] += a_wf; G_bz[h] += a_bz; G_bf[h] += a_bf;
+}
+"""
+
+THREADS = 128
+
+
+def trace_step_accumulate(traces: Traces, cache: CellCache, reset_t, g_c_t, grads: ELSTMParams):
+    """Same contract as `rtrl_ref.rtrl.trace_step_accumulate`; traces and grads in place (device)."""
+    import cupy
+
+    if not isinstance(traces, Traces):
+        raise ValueError(f"traces: expected a Traces container, got {type(traces).__name__}")
+    dtype = kernel_dtype("traces.W_z", traces.W_z)
+    if getattr(traces.W_z, "ndim", None) != 3:
+        raise ValueError(f"traces.W_z: expected shape (B, H, I), got {tuple(traces.W_z.shape)}")
+    B, H, I = traces.W_z.shape
+    S = [device_output(f"traces.{f}", a, (B, H, I) if k < 2 else (B, H), dtype, "B,H,I")
+         for k, (f, a) in enumerate(zip(Traces._fields, traces))]
+    G = [device_output(f"grads.{f}", a, (H, I) if k < 2 else (H,), dtype, "H,I")
+         for k, (f, a) in enumerate(zip(ELSTMParams._fields, grads))]
+    x_t = device_input("cache.x_t", cache.x_t, (B, I), dtype, "B,I")
+    c_tm1, g_z, g_f, J = (device_input(f"cache.{f}", getattr(cache, f), (B, H), dtype, "B,H")
+                          for f in ("c_tm1", "dc_dzpre", "dc_dfpre", "dc_dctm1"))
+    reset_t = cupy.asarray(reset_t)
+    if tuple(reset_t.shape) != (B,) or reset_t.dtype != np.dtype(bool):
+        raise ValueError(f"reset_t: expected a bool array of shape (B={B},), got "
+                         f"{reset_t.dtype} {tuple(reset_t.shape)}")
+    keep = (~reset_t).astype(dtype)                                   # (B,)
+    g_c = device_input("g_c_t", g_c_t, (B, H), dtype, "B,H")
+    dn = dtype.name
+    raw_kernel(MATRIX_SOURCE, "step_matrix", dn)(
+        ((I + THREADS - 1) // THREADS, H), (THREADS,),
+        (S[0], S[1], G[0], G[1], x_t, J, g_z, g_f, keep, g_c, np.int32(B), np.int32(H), np.int32(I)))
+    raw_kernel(VECTOR_SOURCE, "step_vector", dn)(
+        ((H + THREADS - 1) // THREADS,), (THREADS,),
+        (S[2], S[3], S[4], S[5], G[2], G[3], G[4], G[5], c_tm1, J, g_z, g_f, keep, g_c,
+         np.int32(B), np.int32(H)))
+    return Traces(*S), ELSTMParams(*G)

@@ -1,0 +1,88 @@
+"""The benchmark's correctness part (what CI runs; no timings) and its verdict logic."""
+
+import numpy as np
+import pytest
+
+from rtrl_ref.bench import checks, pipelines, report
+from rtrl_ref.bench.__main__ import main as bench_main
+
+
+def test_quick_benchmark_checks_pass():
+    rows = checks.run_checks(quick=True)
+    bad = [f"{r['name']}: rel {r['rel']:.3e} > tol {r['tol']:.1e}" for r in rows if not r["ok"]]
+    assert rows and not bad, "\n".join(bad)
+
+
+def test_negative_twin_broken_segment_pipeline_fails(monkeypatch):
+    """A segment-form pipeline that forgets the carried-in traces must fail the check."""
+    real = pipelines.rtrl_backward
+
+    def forgets_carried_traces(W, traj, keep, g_c, traces, parallel=False, input_grad=True):
+        zero = type(traces)(*(np.zeros_like(a) for a in traces))
+        return real(W, traj, keep, g_c, zero, parallel, input_grad)
+
+    monkeypatch.setattr(pipelines, "rtrl_backward", forgets_carried_traces)
+    rows = checks.check_pipelines(5, 2, 3, 4, np.float64)
+    failed = {r["name"] for r in rows if not r["ok"]}
+    assert any(name.startswith("rtrl_backward float64 grads") for name in failed), failed
+    assert not any(name.startswith("bptt_backward") for name in failed), failed
+
+
+def test_negative_twin_broken_bptt_pipeline_fails(monkeypatch):
+    real = pipelines.bptt_backward
+
+    def no_input_gradient(W, traj, keep, g_c):
+        grads, g_x, lam = real(W, traj, keep, g_c)
+        return grads, np.zeros_like(g_x), lam
+
+    monkeypatch.setattr(pipelines, "bptt_backward", no_input_gradient)
+    rows = checks.check_pipelines(5, 2, 3, 4, np.float32)
+    failed = {r["name"] for r in rows if not r["ok"]}
+    assert failed == {"bptt_backward float32 g_x"}, failed
+
+
+def test_check_only_cli_exits_zero(capsys):
+    assert bench_main(["--quick", "--check-only"]) == 0
+    assert "comparisons passed" in capsys.readouterr().out
+
+
+def _ops_run(threads, step_ratio, seg, t_scale=1.0):
+    step = {dn: dict(step_numba_over_triad=step_ratio, speedup_numba_vs_numpy=10.0,
+                     times_ms=dict(triad=1.0, step_numba=2.0 * t_scale, step_numpy=20.0))
+            for dn in ("float32", "float64")}
+    segment = {dn: {"32": dict(seg, times_ms=dict(rtrl_segment=5.0 * t_scale),
+                               library_segment_speedup_numba_vs_numpy=1.5,
+                               carried_pass_speedup_numba_vs_numpy=1.7),
+                    "1": dict(seg, times_ms=dict(rtrl_segment=1.0))}
+               for dn in ("float32", "float64")}
+    return dict(threads=dict(numba_num_threads=threads, OPENBLAS_NUM_THREADS=str(threads)),
+                step=step, segment=segment)
+
+
+def test_verdicts_apply_the_goal_thresholds():
+    seg_ok = dict(rtrl_over_bptt=1.1, forward_rtrl_over_bptt=1.6, step_loop_over_rtrl=5.0,
+                  step_loop_over_rtrl_same_outputs=5.0)
+    results = dict(dtypes=["float32", "float64"], sizes=dict(B=32),
+                   ops_runs=[_ops_run(1, 1.3, seg_ok), _ops_run(2, 1.3, seg_ok, t_scale=1.2)],
+                   torch=dict(skipped="torch not installed"),
+                   memory=dict(state_formula_bytes=100, state_bytes_per_element=100,
+                               online_peak_per_element=[104, 105], T=[10, 100], rtrl_bytes=[5, 5],
+                               bptt_bytes=[1, 50], method="tracemalloc"),
+                   warm_start=dict(first_calls_s=0.5, import_s=0.1, all_from_cache=True))
+    v = report.verdicts(results)
+    assert v["1"]["float32"]["met"] and v["3"]["float64"]["met"] and v["4"]["met"]
+    assert v["5"]["met"] and v["5"]["first_T_where_bptt_exceeds_rtrl"] == 100 and v["7"]["met"]
+    assert v["2"]["verdict"] == "skipped: torch not installed"
+    # negative twin: the same results just past each threshold must fail
+    seg_bad = dict(seg_ok, step_loop_over_rtrl_same_outputs=3.9)
+    results["ops_runs"] = [_ops_run(1, 1.19, seg_bad), _ops_run(2, 1.19, seg_bad, t_scale=1.31)]
+    results["warm_start"]["first_calls_s"] = 1.01
+    v = report.verdicts(results)
+    assert not v["1"]["float32"]["met"] and not v["3"]["float32"]["met"] and not v["4"]["met"]
+    assert not v["7"]["met"]
+
+
+@pytest.mark.parametrize("argv", [["--tasks", "ops,bogus"]])
+def test_cli_rejects_unknown_task(argv):
+    with pytest.raises(SystemExit, match="bogus"):
+        bench_main(["--quick"] + argv)
