@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from rtrl_ref.core import LEARNERS, STEM_GRADS
 
-STEM_NAMES = ("auto", "nature", "impala", "mlp")
+STEM_NAMES = ("auto", "nature", "impala", "mlp", "identity")
 
 
 def _f(default, help: str, **kw):
@@ -23,7 +23,7 @@ def _f(default, help: str, **kw):
 class Config:
     env: str = _f("memory:cue?delay=12", "environment spec (envs.make), e.g. atari:Breakout, procgen:chaser, gym:CartPole-v1, memory:cue?delay=40")
     learner: str = _f("rtrl", "eLSTM gradient: rtrl (exact, untruncated), tbptt (cut at the unroll start) or feedforward", choices=LEARNERS)
-    stem: str = _f("auto", "observation encoder: nature (CNN), impala (deep ResNet), mlp; auto = nature for pixels, mlp for vectors", choices=STEM_NAMES)
+    stem: str = _f("auto", "observation encoder: nature (CNN), impala (deep ResNet), mlp, identity (vectors straight into the eLSTM); auto = nature for pixels, mlp for vectors", choices=STEM_NAMES)
     stem_grad: str = _f("tbptt", "gradient into the stem: tbptt (through the eLSTM inside the unroll), immediate (one step) or frozen", choices=STEM_GRADS)
     preset: str = _f("", "apply a preset first: " + ", ".join(["cpu-memory", "cpu-atari", "paper-atari", "paper-procgen", "paper-dmlab"]))
     seed: int = _f(0, "seed of parameters, environments and action sampling (one place)")

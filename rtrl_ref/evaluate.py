@@ -43,7 +43,7 @@ def evaluate_run(run_dir: Path, episodes: int = 30, num_envs: int = 8, seed: int
         obs, _ = env.reset()
         reward = np.zeros(num_envs, np.float32)                            # (B,)
         reset = np.ones(num_envs, bool)                                    # (B,)
-        c = init_state(config.learner, num_envs, config.features + 1, config.hidden).c
+        c = init_state(config.learner, num_envs, spec.features + 1, config.hidden).c
         for _ in range(max_steps):
             logits, _, c = act(spec, params, obs, reward, reset, c)
             a = logits.argmax(-1) if greedy else sample_actions(rng, logits)

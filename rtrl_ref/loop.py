@@ -111,9 +111,11 @@ def blas_threads(n: int):
 
 
 def agent_spec(config: Config, env) -> AgentSpec:
-    return AgentSpec(config.learner, config.stem_grad, resolve_stem(config.stem, env.observation_shape),
-                     tuple(env.observation_shape), env.num_actions, config.features, config.hidden,
-                     config.reward_clip, config.backend, config.forget_bias)
+    stem = resolve_stem(config.stem, env.observation_shape)
+    features = int(np.prod(env.observation_shape)) if stem == "identity" else config.features
+    return AgentSpec(config.learner, config.stem_grad, stem, tuple(env.observation_shape),
+                     env.num_actions, features, config.hidden, config.reward_clip, config.backend,
+                     config.forget_bias)
 
 
 def _train(config: Config, env, rng: np.random.Generator, run_dir: Path) -> Summary:
@@ -128,7 +130,7 @@ def _train(config: Config, env, rng: np.random.Generator, run_dir: Path) -> Summ
         write_config(run_dir, config)
     log = CSVLog(run_dir)
     returns, lengths = deque(maxlen=100), deque(maxlen=100)
-    state = init_state(config.learner, B, config.features + 1, config.hidden, np.float32)
+    state = init_state(config.learner, B, spec.features + 1, config.hidden, np.float32)
     obs, _ = env.reset()
     reward = np.zeros(B, np.float32)                                       # (B,)
     reset = np.ones(B, bool)                                               # (B,)

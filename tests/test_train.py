@@ -159,3 +159,10 @@ def test_copy_task_runs_fully_online_through_the_cli():
                  "--total-frames", "64", "--no-progress", "--backend", "numpy"]) == 0
     with pytest.raises(SystemExit, match="unknown options"):
         main(["--env", "memory:copy?length=2", "--no-progress"])
+
+
+def test_identity_stem_feeds_observations_to_the_core(tmp_path):
+    summary = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--stem", "identity"))
+    assert summary.updates == 4
+    with pytest.raises(ValueError, match="obs_shape"):
+        train(tiny(tmp_path, "--env", "atari:Breakout", "--stem", "identity", "--num-envs", "1"))

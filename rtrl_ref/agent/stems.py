@@ -19,6 +19,8 @@ No gradient flows into the observations.
             Flatten size: 32*11*11 = 3872 for (4, 84, 84); 32*8*8 = 2048 for (3, 64, 64).
     mlp     For vector observations (I,): Linear + ReLU per layer, widths hidden + (F,)
             (default hidden = (256,), i.e. two layers).
+    identity  For vector observations (I,): no parameters, features = obs (F = I), so every
+            trained weight on the recurrent path gets the exact RTRL gradient.
 
 Flattening follows the logical NCHW order (c, y, x), as PyTorch's `flatten` does.
 Initialisation: fan-in uniform for every weight and bias (layers.py).
@@ -340,6 +342,33 @@ def mlp_backward(g_features, cache: MLPCache, params: MLPParams) -> MLPParams:
     return MLPParams(tuple(grads))
 
 
+# ----------------------------------------------------------------------------- identity
+
+class IdentityParams(NamedTuple):
+    """No parameters: vector observations go straight into the core."""
+
+
+def init_identity(rng: np.random.Generator, obs_shape, out_features: int | None = None,
+                  dtype=np.float32) -> IdentityParams:
+    (I,) = _check_obs_shape(obs_shape, 1)
+    if out_features is not None and out_features != I:
+        raise ValueError(f"out_features: the identity stem outputs the observation itself, "
+                         f"expected {I} (the observation size), got {out_features}")
+    return IdentityParams()
+
+
+def identity_forward(params: IdentityParams, obs):
+    """features = obs as float32 (..., I); the cache is nothing."""
+    if not hasattr(obs, "ndim") or obs.ndim < 2:
+        raise ValueError(f"obs: expected shape (..., I) with at least one leading dim, got "
+                         f"{getattr(obs, 'shape', type(obs).__name__)}")
+    return np.asarray(obs, dtype=obs.dtype if obs.dtype.kind == "f" else np.float32), None
+
+
+def identity_backward(g_features, cache, params: IdentityParams) -> IdentityParams:
+    return IdentityParams()
+
+
 # ----------------------------------------------------------------------------- registry
 
 class Stem(NamedTuple):
@@ -352,6 +381,7 @@ STEMS = {
     "nature": Stem(init_nature, nature_forward, nature_backward),
     "impala": Stem(init_impala, impala_forward, impala_backward),
     "mlp": Stem(init_mlp, mlp_forward, mlp_backward),
+    "identity": Stem(init_identity, identity_forward, identity_backward),
 }
 
 

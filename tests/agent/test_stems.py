@@ -27,6 +27,9 @@ def make_obs(rng, obs_shape, lead):
     return rng.standard_normal(lead + obs_shape)                       # (..., I)
 
 
+TRAINABLE = sorted(name for name in STEMS if name != "identity")
+
+
 def stem_fd_checks(name, params, obs, G, backward, max_entries=6):
     """FD comparison of every parameter leaf of L = sum(features * G)."""
     stem = STEMS[name]
@@ -52,14 +55,14 @@ def tiny_problem(name, out_features=6):
     return params, obs, G
 
 
-@pytest.mark.parametrize("name", sorted(STEMS))
+@pytest.mark.parametrize("name", TRAINABLE)
 def test_stem_backward_matches_fd(name):
     params, obs, G = tiny_problem(name)
     bad = [c.message() for c in stem_fd_checks(name, params, obs, G, STEMS[name].backward) if not c.ok]
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.parametrize("name", sorted(STEMS))
+@pytest.mark.parametrize("name", TRAINABLE)
 def test_stem_backward_negative_twin_relu_mask_forgotten(name, monkeypatch):
     params, obs, G = tiny_problem(name)
     monkeypatch.setattr(stems, "relu_backward", lambda g_y, cache: g_y)
@@ -135,7 +138,7 @@ def test_mlp_widths_are_configurable():
     assert [layer.W.shape for layer in params.layers] == [(32, 7), (8, 32), (16, 8)]
 
 
-@pytest.mark.parametrize("name", sorted(STEMS))
+@pytest.mark.parametrize("name", TRAINABLE)
 def test_leading_dims_are_flattened(name):
     obs_shape, options, _, seed = TINY[name]
     rng = np.random.default_rng(seed)
@@ -155,7 +158,7 @@ def test_uint8_is_scaled_by_255(name):
     assert_close(f"{name} uint8 vs float", f_uint8, f_float, tolerance("exact", np.float64))
 
 
-@pytest.mark.parametrize("name", sorted(STEMS))
+@pytest.mark.parametrize("name", TRAINABLE)
 def test_float32_matches_float64(name):
     params, obs, G = tiny_problem(name)
     params32 = tree_map(lambda a: a.astype(np.float32), params)
@@ -186,7 +189,7 @@ def test_stems_reject_bad_observations(name, obs, match):
 
 
 def test_registry_and_init_errors():
-    assert set(STEMS) == {"nature", "impala", "mlp"}
+    assert set(STEMS) == {"nature", "impala", "mlp", "identity"}
     with pytest.raises(ValueError, match="stem: expected one of"):
         get_stem("resnet50")
     with pytest.raises(ValueError, match="obs_shape"):
@@ -199,3 +202,16 @@ def test_too_small_images_are_refused_before_computing():
     params = init_nature(np.random.default_rng(0), (2, 36, 36), 3, np.float64)
     with pytest.raises(ValueError, match=r"obs: spatial shape \(2, 20, 20\) gives 0 features"):
         STEMS["nature"].forward(params, np.zeros((1, 2, 20, 20), np.uint8))
+
+
+def test_identity_stem_passes_vectors_through():
+    stem = STEMS["identity"]
+    params = stem.init(np.random.default_rng(0), (5,))
+    obs = np.arange(10, dtype=np.float32).reshape(2, 5)
+    features, cache = stem.forward(params, obs)
+    assert features is obs or np.array_equal(features, obs)
+    assert stem.backward(np.ones((2, 5)), cache, params) == params == ()
+    with pytest.raises(ValueError, match="out_features: the identity stem outputs the observation itself, expected 5"):
+        stem.init(np.random.default_rng(0), (5,), 6)
+    with pytest.raises(ValueError, match="obs_shape"):
+        stem.init(np.random.default_rng(0), (3, 4, 4))
