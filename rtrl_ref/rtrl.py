@@ -156,24 +156,30 @@ def segment_carried_pass(traces_in: Traces, coef_in, decay_in, u_z, u_f, x, c_tm
     memory for traces_out.
     """
     S = traces_in
-    grads = ELSTMParams(
-        W_z=(coef_in[:, :, None] * S.W_z).sum(0),                    # (H, I)
-        W_f=(coef_in[:, :, None] * S.W_f).sum(0),                    # (H, I)
-        w_z=(coef_in * S.w_z).sum(0),                                # (H,)
-        w_f=(coef_in * S.w_f).sum(0),                                # (H,)
-        b_z=(coef_in * S.b_z).sum(0),                                # (H,)
-        b_f=(coef_in * S.b_f).sum(0),                                # (H,)
-    )
+    g_vec, s_vec = segment_vector_pass(S.w_z, S.w_f, S.b_z, S.b_f, coef_in, decay_in, u_z, u_f, c_tm1)
     x_b = x.transpose(1, 0, 2)                                        # (B, T, I)
+    grads = ELSTMParams(
+        (coef_in[:, :, None] * S.W_z).sum(0),                        # (H, I)
+        (coef_in[:, :, None] * S.W_f).sum(0),                        # (H, I)
+        *g_vec)
     traces_out = Traces(
-        W_z=decay_in[:, :, None] * S.W_z + u_z.transpose(1, 2, 0) @ x_b,   # (B, H, I)
-        W_f=decay_in[:, :, None] * S.W_f + u_f.transpose(1, 2, 0) @ x_b,   # (B, H, I)
-        w_z=decay_in * S.w_z + (u_z * c_tm1).sum(0),                 # (B, H)
-        w_f=decay_in * S.w_f + (u_f * c_tm1).sum(0),                 # (B, H)
-        b_z=decay_in * S.b_z + u_z.sum(0),                           # (B, H)
-        b_f=decay_in * S.b_f + u_f.sum(0),                           # (B, H)
-    )
+        decay_in[:, :, None] * S.W_z + u_z.transpose(1, 2, 0) @ x_b,  # (B, H, I)
+        decay_in[:, :, None] * S.W_f + u_f.transpose(1, 2, 0) @ x_b,  # (B, H, I)
+        *s_vec)
     return grads, traces_out
+
+
+def segment_vector_pass(s_wz, s_wf, s_bz, s_bf, coef_in, decay_in, u_z, u_f, c_tm1):
+    """The (B, H) traces' part of the segment form, shared by every backend (plain array code).
+
+    Returns ((g_w_z, g_w_f, g_b_z, g_b_f) each (H,), (w_z, w_f, b_z, b_f) traces out each (B, H)).
+    """
+    grads = tuple((coef_in * s).sum(0) for s in (s_wz, s_wf, s_bz, s_bf))   # 4 x (H,)
+    traces = (decay_in * s_wz + (u_z * c_tm1).sum(0),                 # (B, H)
+              decay_in * s_wf + (u_f * c_tm1).sum(0),                 # (B, H)
+              decay_in * s_bz + u_z.sum(0),                           # (B, H)
+              decay_in * s_bf + u_f.sum(0))                           # (B, H)
+    return grads, traces
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import numpy as np
 
 from rtrl_ref.kernels.cupy_common import device_input, device_output, kernel_dtype, raw_kernel
 from rtrl_ref.params import ELSTMParams
-from rtrl_ref.rtrl import Traces
+from rtrl_ref.rtrl import Traces, segment_vector_pass
 
 MAX_CHUNK_BYTES = 256 * 2**20
 
@@ -85,18 +85,5 @@ def segment_carried_pass(traces_in: Traces, coef_in, decay_in, u_z, u_f, x, c_tm
         cupy.matmul(U[b0:b0 + n], x_b[b0:b0 + n], out=M[:n])
         kernel(((I + THREADS - 1) // THREADS, 2 * H), (THREADS,),
                (S_z, S_f, G, M, coef_in, decay_in, np.int32(b0), np.int32(n), np.int32(H), np.int32(I)))
-    grads = ELSTMParams(
-        W_z=G[:H], W_f=G[H:],
-        w_z=(coef_in * s_wz).sum(0),                                  # (H,)
-        w_f=(coef_in * s_wf).sum(0),                                  # (H,)
-        b_z=(coef_in * s_bz).sum(0),                                  # (H,)
-        b_f=(coef_in * s_bf).sum(0),                                  # (H,)
-    )
-    traces_out = Traces(
-        W_z=S_z, W_f=S_f,
-        w_z=decay_in * s_wz + (u_z * c_tm1).sum(0),                   # (B, H)
-        w_f=decay_in * s_wf + (u_f * c_tm1).sum(0),                   # (B, H)
-        b_z=decay_in * s_bz + u_z.sum(0),                             # (B, H)
-        b_f=decay_in * s_bf + u_f.sum(0),                             # (B, H)
-    )
-    return grads, traces_out
+    g_vec, s_vec = segment_vector_pass(s_wz, s_wf, s_bz, s_bf, coef_in, decay_in, u_z, u_f, c_tm1)
+    return ELSTMParams(G[:H], G[H:], *g_vec), Traces(S_z, S_f, *s_vec)

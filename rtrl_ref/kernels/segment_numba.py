@@ -28,7 +28,7 @@ import numpy as np
 from rtrl_ref.kernels.numba_config import (
     JIT, JIT_PARALLEL, as_input, as_output, kernel_dtype, n_chunks_for)
 from rtrl_ref.params import ELSTMParams
-from rtrl_ref.rtrl import Traces
+from rtrl_ref.rtrl import Traces, segment_vector_pass
 from rtrl_ref.validate import check_array
 
 
@@ -110,21 +110,8 @@ def _segment_pass(traces_in: Traces, coef_in, decay_in, u_z, u_f, x, c_tm1, para
     U[:, H:] = u_f.transpose(1, 2, 0)
     G_Wz, G_Wf = carry_traces(S_Wz, S_Wf, coef_in, decay_in, U, x, parallel)
     s_wz, s_wf, s_bz, s_bf = s_vec
-    grads = ELSTMParams(
-        W_z=G_Wz, W_f=G_Wf,
-        w_z=(coef_in * s_wz).sum(0),                                  # (H,)
-        w_f=(coef_in * s_wf).sum(0),                                  # (H,)
-        b_z=(coef_in * s_bz).sum(0),                                  # (H,)
-        b_f=(coef_in * s_bf).sum(0),                                  # (H,)
-    )
-    traces_out = Traces(
-        W_z=S_Wz, W_f=S_Wf,
-        w_z=decay_in * s_wz + (u_z * c_tm1).sum(0),                   # (B, H)
-        w_f=decay_in * s_wf + (u_f * c_tm1).sum(0),                   # (B, H)
-        b_z=decay_in * s_bz + u_z.sum(0),                             # (B, H)
-        b_f=decay_in * s_bf + u_f.sum(0),                             # (B, H)
-    )
-    return grads, traces_out
+    g_vec, s_vec = segment_vector_pass(s_wz, s_wf, s_bz, s_bf, coef_in, decay_in, u_z, u_f, c_tm1)
+    return ELSTMParams(G_Wz, G_Wf, *g_vec), Traces(S_Wz, S_Wf, *s_vec)
 
 
 def segment_carried_pass(traces_in: Traces, coef_in, decay_in, u_z, u_f, x, c_tm1):
