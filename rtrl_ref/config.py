@@ -54,9 +54,11 @@ class Config:
 PRESETS: dict[str, dict] = {
     # the default: a memory task whose span (delay + 1 = 9 steps) exceeds the unroll (4), the
     # observation fed straight into the eLSTM so that every recurrent weight gets exact RTRL;
+    # forget bias 1 (f ~ 0.73 at init) keeps a trace of the cue alive long enough for the
+    # gradient to find it (with 0, 2 of 3 seeds stayed at chance for 800k frames);
     # rtrl learns it in about a minute on 2 cores, tbptt and feedforward stay at chance
     "cpu-memory": dict(num_envs=16, unroll=4, hidden=32, stem="identity", lr=2e-3,
-                       total_frames=800_000),
+                       forget_bias=1.0, total_frames=600_000),
     # Atari on this 2-core CPU: Nature stem, short unroll, small core
     "cpu-atari": dict(num_envs=8, unroll=20, hidden=64, features=256, stem="nature", lr=6e-4,
                       total_frames=2_000_000),

@@ -20,7 +20,7 @@ import numpy as np
 
 EXPERIMENTS = {
     "memory-span": dict(env="memory:cue?delay=8", learners=("rtrl", "tbptt", "feedforward"),
-                        flags=["--unroll", "4", "--total-frames", "800000"],
+                        flags=["--unroll", "4", "--forget-bias", "1", "--total-frames", "600000"],
                         optimal=1.0, chance=0.5),
 }
 
