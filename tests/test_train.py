@@ -166,3 +166,17 @@ def test_identity_stem_feeds_observations_to_the_core(tmp_path):
     assert summary.updates == 4
     with pytest.raises(ValueError, match="obs_shape"):
         train(tiny(tmp_path, "--env", "atari:Breakout", "--stem", "identity", "--num-envs", "1"))
+
+
+def test_training_throughput_benchmark_runs(tmp_path, capsys):
+    from rtrl_ref.bench.training import main as bench_main
+
+    out = tmp_path / "t.json"
+    assert bench_main(["--env", "memory:cue?delay=2", "--frames", "48", "--rounds", "1", "--out", str(out),
+                       "--num-envs", "4", "--unroll", "3", "--hidden", "6", "--backend", "numpy"]) == 0
+    import json
+
+    result = json.loads(out.read_text())
+    assert set(result["median_fps"]) == {"rtrl", "tbptt", "feedforward", "env_only"}
+    assert all(v > 0 for v in result["median_fps"].values())
+    assert "rtrl / tbptt throughput" in capsys.readouterr().out
