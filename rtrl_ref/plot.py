@@ -34,9 +34,11 @@ def plot_runs(runs: list[Path], out: Path, title: str = "") -> Path:
         log = read_log(run)
         label = run_label(run)
         key = label.split(" (")[0]
+        first = key not in colours
         colour = colours.setdefault(key, f"C{len(colours)}")
-        ax.plot(log["frames"], log["mean_return"], color=colour, alpha=0.85,
-                label=label)
+        same = sum(1 for r in runs if run_label(r).split(" (")[0] == key)
+        legend = (key if same > 1 else label) if first else None   # one entry per learner
+        ax.plot(log["frames"], log["mean_return"], color=colour, alpha=0.85, label=legend)
     ax.set_xlabel("frames (agent steps, all environments)")
     ax.set_ylabel("mean episode return (last 100)")
     ax.set_title(title or ", ".join(sorted({Path(r).name.split("-")[0] for r in runs})))
