@@ -207,3 +207,24 @@ def test_float32_rtrl_agrees_with_float64_bptt(prob):
     assert step.grads.W_z.dtype == np.float32 and seg.traces.W_z.dtype == np.float32
     assert_fields_close_or_zero("float32 step vs float64 bptt", step.grads, back64.grads.p, tol)
     assert_fields_close_or_zero("float32 segment vs float64 bptt", seg.grads, back64.grads.p, tol)
+
+
+def test_split_check_fails_without_a_reset_at_the_split():
+    """Negative twin of the split test: without a reset at s the two runs are not independent."""
+    prob = make_problem(5, T=8, B=2, I=3, H=4, resets="none")
+    whole = bptt_grads(prob)
+    first = bptt_grads(prob._replace(x=prob.x[:4], reset=prob.reset[:4], y=prob.y[:4]))
+    second = bptt_grads(prob._replace(x=prob.x[4:], reset=prob.reset[4:], y=prob.y[4:]))
+    total = type(first.grads.p)(*(a + b for a, b in zip(first.grads.p, second.grads.p)))
+    assert not all(c.ok for c in compare_fields("split without reset", total, whole.grads.p, EXACT64))
+
+
+def test_dense_check_fails_on_the_papers_v1_jacobian():
+    """Negative twin of the dense comparison: RTRL with the Jacobian lacking gz * w_z."""
+    prob = make_problem(6, T=6, B=2, I=3, H=3, resets="none")
+    back = bptt_grads(prob)
+    dense = dense_rtrl(prob.p, prob.x, prob.reset, back.g_c, prob.c_0)
+    traj, reset = mutate("drop_wz_term", prob.p, back.traj, prob.reset)
+    wrong = rtrl_sequence(traj, reset, back.g_c)
+    assert not all(c.ok for c in compare_fields("dense vs wrong rtrl", dense.grads, wrong.grads, EXACT64))
+
