@@ -32,6 +32,12 @@ def _fresh_grads(grads: ELSTMParams) -> ELSTMParams:
     return ELSTMParams(*(np.zeros_like(a) for a in grads))
 
 
+# One step call takes milliseconds and the triad tens of them, so the step timings (and the
+# segment timings at small B) afford 4x the rounds of the other ops: their medians then move less with the shared machine's bandwidth,
+# which varied from 10 to 16 GB/s between runs of the same process here.
+STEP_ROUNDS_FACTOR = 4
+
+
 def step_ops(B, H, I, dtype, rounds, triad_n) -> dict:
     """Fused per-step update: numba serial/parallel vs NumPy reference vs single-thread triad."""
     from rtrl_ref.kernels import step_numba
@@ -50,7 +56,7 @@ def step_ops(B, H, I, dtype, rounds, triad_n) -> dict:
             S_par, case.cache, case.reset_t, case.g_c_t, G_par),
         "step_numpy": lambda: rtrl.trace_step_accumulate(case.traces, case.cache, case.reset_t,
                                                          case.g_c_t, case.grads),
-    }, rounds=rounds)
+    }, rounds=STEP_ROUNDS_FACTOR * rounds)
     itemsize = np.dtype(dtype).itemsize
     step_bytes = (4 * B * H * I + B * I) * itemsize
     triad_bw = 3 * triad_n * itemsize / t["triad"].median_s
@@ -144,8 +150,10 @@ def ops(sizes: dict, dtypes: list[str], rounds: int, triad_n: int, segment_B: li
         out["step"][dn] = step_ops(sizes["B"], sizes["H"], sizes["I"], dtype, rounds, triad_n)
         out["segment"][dn] = {}
         for B in segment_B:
+            # small batches run in about a millisecond: more rounds for the same robustness
+            n_rounds = rounds if B == sizes["B"] else STEP_ROUNDS_FACTOR * rounds
             out["segment"][dn][str(B)] = segment_ops(sizes["T"], B, sizes["H"], sizes["I"], dtype,
-                                                     rounds, with_library=B == sizes["B"])
+                                                     n_rounds, with_library=B == sizes["B"])
     return out
 
 

@@ -68,7 +68,7 @@ def carry_traces(S_Wz, S_Wf, coef_in, decay_in, U, x, parallel: bool = False):
     """The (B, H, I) part, on prepared C-contiguous arrays of one dtype (no checks).
 
     S_Wz, S_Wf (B, H, I) updated in place; coef_in, decay_in (B, H); U (B, 2H, T) with rows
-    [u_z^T ; u_f^T] per batch element; x (T, B, I) (x[:, b, :] goes to BLAS with its row stride).
+    [u_z^T ; u_f^T] per batch element (any strides BLAS accepts, e.g. a transposed view); x (T, B, I) (x[:, b, :] goes to BLAS with its row stride).
     Returns the carried gradients (G_Wz, G_Wf), each (H, I).
     """
     B, H, I = S_Wz.shape
@@ -105,10 +105,12 @@ def _segment_pass(traces_in: Traces, coef_in, decay_in, u_z, u_f, x, c_tm1, para
     x = as_input("x", x, (T, B, I), dtype, "T,B,I")
     c_tm1 = as_input("c_tm1", c_tm1, (T, B, H), dtype, "T,B,H")
 
-    U = np.empty((B, 2 * H, T), dtype)                                # (B, 2H, T)
-    U[:, :H] = u_z.transpose(1, 2, 0)
-    U[:, H:] = u_f.transpose(1, 2, 0)
-    G_Wz, G_Wf = carry_traces(S_Wz, S_Wf, coef_in, decay_in, U, x, parallel)
+    # packed as (B, T, 2H), whose copy keeps H contiguous (0.5 ms at B=32, H=256, T=50, against
+    # 4 ms for a (B, 2H, T) copy with T innermost); U[b] = V[b].T reaches BLAS as a transposed view
+    V = np.empty((B, T, 2 * H), dtype)                                # (B, T, 2H)
+    V[:, :, :H] = u_z.transpose(1, 0, 2)
+    V[:, :, H:] = u_f.transpose(1, 0, 2)
+    G_Wz, G_Wf = carry_traces(S_Wz, S_Wf, coef_in, decay_in, V.transpose(0, 2, 1), x, parallel)
     s_wz, s_wf, s_bz, s_bf = s_vec
     g_vec, s_vec = segment_vector_pass(s_wz, s_wf, s_bz, s_bf, coef_in, decay_in, u_z, u_f, c_tm1)
     return ELSTMParams(G_Wz, G_Wf, *g_vec), Traces(S_Wz, S_Wf, *s_vec)
