@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -99,8 +100,11 @@ def evaluate(params: CopyParams, batch):
 
 def train_copy(max_len: int, hidden: int, batch: int = 32, lr: float = 3e-3, clip: float = 1.0,
                max_sequences: int = 200_000, target: float = 1.0, seed: int = 0,
-               backend: str = "numba", progress: bool = True, eval_size: int = 500) -> CopyResult:
-    """Train until the held-out sequence accuracy reaches `target` or the budget is spent."""
+               backend: str = "numba", progress: bool = True, eval_size: int = 500,
+               minutes: float = 0.0, log_path: str | Path | None = None) -> CopyResult:
+    """Train until the held-out sequence accuracy reaches `target` or the budget (sequences, and
+    `minutes` of wall time if > 0) is spent. `log_path`: a CSV row per evaluation (every 10
+    batches): sequences, seconds, mean loss per symbol, symbol and sequence accuracy."""
     from envs.memory import copy_task_accuracy, copy_task_batch
 
     rng = np.random.default_rng(seed)
@@ -114,12 +118,20 @@ def train_copy(max_len: int, hidden: int, batch: int = 32, lr: float = 3e-3, cli
         from tqdm import tqdm
 
         bar = tqdm(total=max_sequences, unit="seq", desc=f"copy L<={max_len} H={hidden}")
-    while seen < max_sequences:
+    log = None
+    if log_path is not None:
+        log = open(log_path, "w", newline="")
+        log.write("sequences,seconds,loss,symbol_accuracy,sequence_accuracy\n")
+    while seen < max_sequences and not (minutes > 0 and time.monotonic() - start > 60 * minutes):
         data = copy_task_batch(rng, batch, max_len)
         params, opt, _, loss = online_batch(params, opt, data, lr, clip, be)
         seen += batch
         if (seen // batch) % 10 == 0:
             acc = copy_task_accuracy(evaluate(params, held_out), held_out)
+            if log is not None:
+                log.write(f"{seen},{time.monotonic() - start:.1f},{loss / data.inputs.shape[0] / batch:.5f},"
+                          f"{acc[0]:.4f},{acc[1]:.4f}\n")
+                log.flush()
             if bar is not None:
                 bar.set_postfix(loss=f"{loss / data.inputs.shape[0] / batch:.3f}", seq_acc=f"{acc[1]:.3f}")
             if acc[1] >= target:
@@ -128,6 +140,8 @@ def train_copy(max_len: int, hidden: int, batch: int = 32, lr: float = 3e-3, cli
             bar.update(batch)
     if bar is not None:
         bar.close()
+    if log is not None:
+        log.close()
     acc = copy_task_accuracy(evaluate(params, held_out), held_out)
     return CopyResult(max_len, hidden, seen, time.monotonic() - start, acc[0], acc[1])
 
@@ -142,13 +156,15 @@ def main(argv=None) -> int:
     parser.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate")
     parser.add_argument("--clip", type=float, default=1.0, help="global gradient-norm clip per step")
     parser.add_argument("--max-sequences", type=int, default=200_000, help="training budget in sequences")
+    parser.add_argument("--minutes", type=float, default=0.0, help="wall-time limit in minutes (0: none)")
+    parser.add_argument("--log", default=None, help="CSV file for the learning curve (a row every 10 batches)")
     parser.add_argument("--seed", type=int, default=0, help="seed")
     parser.add_argument("--backend", default="numba", choices=("numpy", "numba", "cupy"), help="trace kernels")
     args = parser.parse_args(argv)
     if args.max_len < 1 or args.hidden < 1:
         parser.error(f"--max-len and --hidden: expected >= 1, got {args.max_len}, {args.hidden}")
     r = train_copy(args.max_len, args.hidden, args.batch, args.lr, args.clip, args.max_sequences,
-                   seed=args.seed, backend=args.backend)
+                   seed=args.seed, backend=args.backend, minutes=args.minutes, log_path=args.log)
     print(f"copy task L<={r.max_len}, H={r.hidden}: sequence accuracy {r.sequence_accuracy:.3f}, "
           f"symbol accuracy {r.symbol_accuracy:.3f}, {r.sequences} sequences, {r.seconds:.0f} s")
     return 0

@@ -1,8 +1,9 @@
-"""Evaluate a checkpoint: `python -m rtrl_ref.evaluate RUN [--episodes N] [--greedy]`.
+"""Evaluate a checkpoint: `python -m rtrl_ref.evaluate RUN [--episodes N] [--greedy | --random]`.
 
 Loads the run's config and checkpoint, plays N whole episodes in fresh environments (a seed
 different from training's unless --seed says otherwise) and reports the mean and standard
-deviation of the raw episode return.
+deviation of the raw episode return. `--random` plays uniformly random actions on the run's
+environment instead (no checkpoint needed): the random-policy return under the same protocol.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class Evaluation(NamedTuple):
 
 
 def evaluate_run(run_dir: Path, episodes: int = 30, num_envs: int = 8, seed: int = 12345,
-                 greedy: bool = False, max_steps: int = 1_000_000) -> Evaluation:
+                 greedy: bool = False, max_steps: int = 1_000_000, random_policy: bool = False) -> Evaluation:
     import envs
     from rtrl_ref.agent.heads import sample_actions
     from rtrl_ref.agent.optim import rmsprop_init
@@ -37,16 +38,20 @@ def evaluate_run(run_dir: Path, episodes: int = 30, num_envs: int = 8, seed: int
     returns: list[float] = []
     with envs.make(config.env, num_envs=num_envs, seed=seed) as env:
         spec = agent_spec(config, env)
-        like = init_agent(np.random.default_rng(0), spec)
-        trees, _ = load_run_checkpoint(run_dir, like, rmsprop_init(like))
-        params = trees["params"]
+        if not random_policy:
+            like = init_agent(np.random.default_rng(0), spec)
+            trees, _ = load_run_checkpoint(run_dir, like, rmsprop_init(like))
+            params = trees["params"]
         obs, _ = env.reset()
         reward = np.zeros(num_envs, np.float32)                            # (B,)
         reset = np.ones(num_envs, bool)                                    # (B,)
         c = init_state(config.learner, num_envs, spec.features + 1, config.hidden).c
         for _ in range(max_steps):
-            logits, _, c = act(spec, params, obs, reward, reset, c)
-            a = logits.argmax(-1) if greedy else sample_actions(rng, logits)
+            if random_policy:
+                a = rng.integers(0, env.num_actions, num_envs)             # (B,)
+            else:
+                logits, _, c = act(spec, params, obs, reward, reset, c)
+                a = logits.argmax(-1) if greedy else sample_actions(rng, logits)
             step = env.step(a)
             obs, reward, reset = step.obs, step.reward, step.reset
             returns.extend(ep.score for ep in step.episodes)
@@ -63,16 +68,22 @@ def main(argv=None) -> int:
     parser.add_argument("--episodes", type=int, default=30, help="episodes to play")
     parser.add_argument("--num-envs", type=int, default=8, help="environments played in parallel")
     parser.add_argument("--seed", type=int, default=12345, help="environment and sampling seed")
-    parser.add_argument("--greedy", action="store_true", help="take the most likely action instead of sampling")
+    policy = parser.add_mutually_exclusive_group()
+    policy.add_argument("--greedy", action="store_true", help="take the most likely action instead of sampling")
+    policy.add_argument("--random", action="store_true",
+                        help="uniformly random actions on the run's environment (the random-policy baseline; "
+                             "the checkpoint is not read)")
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error(f"--episodes: expected >= 1, got {args.episodes}")
     try:
-        ev = evaluate_run(args.run, args.episodes, args.num_envs, args.seed, args.greedy)
+        ev = evaluate_run(args.run, args.episodes, args.num_envs, args.seed, args.greedy,
+                          random_policy=args.random)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"{args.run}: {ev.episodes} episodes, return {ev.mean:.3f} +- {ev.std:.3f}")
+    what = "random policy" if args.random else ("greedy" if args.greedy else "sampled actions")
+    print(f"{args.run} ({what}): {ev.episodes} episodes, return {ev.mean:.3f} +- {ev.std:.3f}")
     return 0
 
 

@@ -122,6 +122,19 @@ def test_evaluate_and_plot_commands(tmp_path):
     assert evaluate_main([str(tmp_path / "missing")]) == 2
 
 
+def test_evaluate_random_policy_needs_no_checkpoint_and_scores_chance(tmp_path):
+    from rtrl_ref.evaluate import evaluate_run
+
+    run = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--run-name", "r")).run_dir
+    (run / "checkpoint.npz").unlink()
+    ev = evaluate_run(run, episodes=400, num_envs=4, random_policy=True)
+    # the cue task pays 1 for the right one of 2 answers, 0 otherwise: chance is 0.5, and the
+    # std of a 400-episode mean of Bernoulli(0.5) is 0.025
+    assert ev.episodes == 400 and abs(ev.mean - 0.5) < 0.1
+    with pytest.raises(ValueError, match="checkpoint"):
+        evaluate_run(run, episodes=2, num_envs=2)
+
+
 def test_help_documents_every_option(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--help"])

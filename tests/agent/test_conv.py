@@ -5,8 +5,8 @@ import pytest
 from hypothesis import assume, given, strategies as st
 
 from rtrl_ref.agent.conv import (
-    ConvParams, PoolCache, conv2d, conv2d_backward, init_conv, max_pool2d, max_pool2d_backward,
-    out_size,
+    ConvParams, PoolCache, col2im, conv2d, conv2d_backward, im2col, init_conv, max_pool2d,
+    max_pool2d_backward, out_size,
 )
 from verify.compare import assert_close, tolerance
 from verify.fd import check_against_fd
@@ -50,6 +50,31 @@ conv_geometry = st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 3
 
 
 # ----------------------------------------------------------------------------- conv forward
+
+@given(geometry=conv_geometry, seed=st.integers(0, 2**16), dtype=st.sampled_from([np.float32, np.float64]))
+def test_col2im_numba_matches_numpy_reference_and_is_the_adjoint(geometry, seed, dtype):
+    """The Numba scatter == the NumPy reference (same adds, same order per cell), and col2im is
+    the adjoint of im2col: <im2col(x), G> = <x, col2im(G)>."""
+    N, C, _, Y, X, K, S, P = geometry
+    assume(out_size(Y, K, S, P) >= 1 and out_size(X, K, S, P) >= 1)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, Y, X))                             # (N, C, Y, X)
+    cols, OY, OX = im2col(x, K, K, S, P)
+    G = rng.standard_normal(cols.shape)                               # (C*K*K, N*OY*OX)
+    g_x = col2im(G.astype(dtype), x.shape, K, K, S, P)
+    assert g_x.dtype == dtype and g_x.shape == x.shape
+    np.testing.assert_allclose(g_x, col2im(G.astype(dtype), x.shape, K, K, S, P, backend="numpy"),
+                               rtol=0, atol=8 * np.finfo(dtype).eps * np.abs(G).max() * K * K)
+    if dtype == np.float64:
+        lhs, rhs = float((cols * G).sum()), float((x * g_x).sum())
+        assert abs(lhs - rhs) <= 1e-10 * max(1.0, abs(lhs))
+
+
+def test_col2im_rejects_unknown_backend():
+    x = np.zeros((1, 1, 4, 4))
+    with pytest.raises(ValueError, match="backend"):
+        col2im(np.zeros((4, 9)), x.shape, 2, 2, 1, 0, backend="torch")
+
 
 @given(geometry=conv_geometry, seed=st.integers(0, 2**16))
 def test_conv_forward_matches_loops(geometry, seed):
