@@ -33,6 +33,8 @@ class Config:
     hidden: int = _f(32, "eLSTM hidden units H")
     forget_bias: float = _f(0.0, "added to the eLSTM forget-gate bias at initialisation (f = sigmoid(b_f) ~ 0.5 at 0)")
     features: int = _f(64, "width of the stem's output (the core input is features + 1 clipped reward)")
+    stem_init: str = _f("pytorch", "stem initialisation: pytorch (fan-in uniform, the paper's code) or he "
+                        "(variance-preserving through ReLUs, zero biases)", choices=("pytorch", "he"))
     lr: float = _f(2e-3, "RMSProp learning rate, decayed linearly to 0 over total_frames")
     rms_alpha: float = _f(0.99, "RMSProp smoothing constant")
     rms_eps: float = _f(0.01, "RMSProp epsilon, added outside the square root")
@@ -59,16 +61,18 @@ PRESETS: dict[str, dict] = {
     # rtrl learns it in about a minute on 2 cores, tbptt and feedforward stay at chance
     "cpu-memory": dict(num_envs=16, unroll=4, hidden=32, stem="identity", lr=2e-3,
                        forget_bias=1.0, total_frames=600_000),
-    # Atari on this 2-core CPU: Nature stem, short unroll, small core
+    # Atari on this 2-core CPU: Nature stem, short unroll, small core. He initialisation of the
+    # stem: with PyTorch's default the features vary by 2e-4 over time at init and a 420k-frame
+    # Breakout run never left the uniform policy (docs/results/atari-breakout/results.md)
     "cpu-atari": dict(num_envs=8, unroll=20, hidden=64, features=256, stem="nature", lr=6e-4,
-                      total_frames=2_000_000),
+                      stem_init="he", total_frames=2_000_000),
     # the paper's settings (PAPER-FACTS section 3): B = 32, IMPALA stem, hidden 256/512
     "paper-atari": dict(num_envs=32, unroll=50, hidden=256, features=256, stem="impala", lr=6e-4,
-                        total_frames=200_000_000),
+                        stem_init="pytorch", total_frames=200_000_000),
     "paper-procgen": dict(env="procgen:chaser", num_envs=32, unroll=50, hidden=256, features=256,
-                          stem="impala", lr=6e-4, total_frames=200_000_000),
+                          stem="impala", lr=6e-4, stem_init="pytorch", total_frames=200_000_000),
     "paper-dmlab": dict(env="dmlab:rooms_watermaze", num_envs=32, unroll=100, hidden=512, features=256,
-                        stem="impala", lr=6e-4, total_frames=100_000_000),
+                        stem="impala", lr=6e-4, stem_init="pytorch", total_frames=100_000_000),
 }
 
 # Defaults per environment family when neither preset nor flag says otherwise.

@@ -115,7 +115,7 @@ def agent_spec(config: Config, env) -> AgentSpec:
     features = int(np.prod(env.observation_shape)) if stem == "identity" else config.features
     return AgentSpec(config.learner, config.stem_grad, stem, tuple(env.observation_shape),
                      env.num_actions, features, config.hidden, config.reward_clip, config.backend,
-                     config.forget_bias)
+                     config.forget_bias, config.stem_init)
 
 
 def _train(config: Config, env, rng: np.random.Generator, run_dir: Path) -> Summary:

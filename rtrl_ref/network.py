@@ -42,6 +42,7 @@ class AgentSpec(NamedTuple):
     reward_clip: float
     backend: str
     forget_bias: float = 0.0
+    stem_init: str = "pytorch"
 
 
 def resolve_stem(stem: str, obs_shape: tuple) -> str:
@@ -53,7 +54,7 @@ def resolve_stem(stem: str, obs_shape: tuple) -> str:
 def init_agent(rng: np.random.Generator, spec: AgentSpec, dtype=np.float32) -> AgentParams:
     check_learner(spec.learner, spec.stem_grad)
     I = spec.features + 1
-    stem = get_stem(spec.stem).init(rng, spec.obs_shape, spec.features, dtype)
+    stem = get_stem(spec.stem).init(rng, spec.obs_shape, spec.features, dtype, init_scheme=spec.stem_init)
     core = init_core(rng, I, spec.hidden, dtype, forget_bias=spec.forget_bias)
     heads = init_heads(rng, core_out_features(spec.learner, I, spec.hidden), spec.num_actions, dtype)
     return AgentParams(stem, core, heads)

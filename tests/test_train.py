@@ -9,7 +9,7 @@ import pytest
 
 from rtrl_ref.config import Config, build_parser, make_config
 from rtrl_ref.loop import TrainingStopped, train
-from rtrl_ref.runs import read_log
+from rtrl_ref.runs import read_config, read_log
 
 TINY = ["--num-envs", "4", "--unroll", "3", "--hidden", "6", "--features", "8",
         "--total-frames", "48", "--log-every", "1", "--no-progress", "--backend", "numpy"]
@@ -42,9 +42,10 @@ def test_stem_gradient_modes_run(tmp_path, stem_grad):
 def test_pixel_env_with_nature_stem(tmp_path):
     pytest.importorskip("ale_py")
     config = tiny(tmp_path, "--env", "atari:Breakout", "--stem", "nature", "--num-envs", "2",
-                  "--total-frames", "12", "--features", "16")
+                  "--total-frames", "12", "--features", "16", "--stem-init", "he")
     summary = train(config)
     assert summary.frames == 12
+    assert read_config(summary.run_dir).stem_init == "he"
 
 
 def test_resume_continues_counters(tmp_path):
@@ -156,6 +157,7 @@ def test_presets_give_the_papers_settings():
     c = make_config(["--preset", "paper-atari", "--env", "atari:Breakout"])
     assert (c.num_envs, c.unroll, c.hidden, c.stem, c.lr, c.grad_clip, c.discount) == (32, 50, 256, "impala", 6e-4, 40.0, 0.99)
     assert make_config(["--preset", "paper-dmlab"]).unroll == 100
+    assert c.stem_init == "pytorch" and make_config(["--env", "atari:Breakout"]).stem_init == "he"
     assert make_config(["--preset", "paper-atari", "--unroll", "20"]).unroll == 20
 
 

@@ -45,7 +45,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from rtrl_ref.agent.layers import fan_in_uniform
+from rtrl_ref.agent.layers import init_weight_bias
 from rtrl_ref.validate import check_array, check_float_dtype
 
 
@@ -74,14 +74,14 @@ def out_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def init_conv(rng: np.random.Generator, C: int, D: int, kernel: int, dtype=np.float32) -> ConvParams:
-    """Fan-in uniform U(+-1/sqrt(C * k * k)) for weights and biases (PyTorch's default)."""
+def init_conv(rng: np.random.Generator, C: int, D: int, kernel: int, dtype=np.float32,
+              scheme: str = "pytorch") -> ConvParams:
+    """Conv(C -> D, kernel x kernel) initialised by `scheme` with fan_in = C * k * k: "pytorch"
+    (U(+-1/sqrt(fan_in)) for weights and biases, PyTorch's default) or "he" (see init_weight_bias)."""
     if min(C, D, kernel) < 1:
         raise ValueError(f"init_conv: expected C, D, kernel >= 1, got C={C}, D={D}, kernel={kernel}")
-    fan_in = C * kernel * kernel
-    W = fan_in_uniform(rng, (D, C, kernel, kernel), fan_in, dtype)   # (D, C, KY, KX)
-    b = fan_in_uniform(rng, (D,), fan_in, dtype)                      # (D,)
-    return ConvParams(W, b)
+    W, b = init_weight_bias(rng, (D, C, kernel, kernel), (D,), C * kernel * kernel, dtype, scheme)
+    return ConvParams(W, b)                                           # W (D, C, KY, KX), b (D,)
 
 
 def _check_geometry(name: str, x, kernel: tuple[int, int], stride: int, padding: int) -> tuple[int, int]:

@@ -40,12 +40,31 @@ def fan_in_uniform(rng: np.random.Generator, shape: tuple, fan_in: int, dtype) -
     return rng.uniform(-bound, bound, shape).astype(dtype)            # (*shape)
 
 
-def init_linear(rng: np.random.Generator, F_in: int, F_out: int, dtype=np.float32) -> LinearParams:
-    """Fan-in uniform Linear(F_in -> F_out)."""
+INIT_SCHEMES = ("pytorch", "he")
+
+
+def init_weight_bias(rng: np.random.Generator, W_shape: tuple, b_shape: tuple, fan_in: int, dtype,
+                     scheme: str = "pytorch") -> tuple[np.ndarray, np.ndarray]:
+    """Weights and biases of one layer.
+
+    "pytorch": W and b ~ U(+-1/sqrt(fan_in)) (PyTorch's Linear/Conv2d default, the paper's code).
+        Each ReLU layer then shrinks the activations' second moment by about 3x (Var W = 1/(3 fan_in)).
+    "he": W ~ U(+-sqrt(6/fan_in)) (Var W = 2/fan_in, which keeps the second moment through ReLU
+        layers), b = 0.
+    """
+    if scheme == "pytorch":
+        return fan_in_uniform(rng, W_shape, fan_in, dtype), fan_in_uniform(rng, b_shape, fan_in, dtype)
+    if scheme == "he":
+        return (np.sqrt(6.0) * fan_in_uniform(rng, W_shape, fan_in, dtype)).astype(dtype), np.zeros(b_shape, dtype)
+    raise ValueError(f"scheme: expected one of {INIT_SCHEMES}, got {scheme!r}")
+
+
+def init_linear(rng: np.random.Generator, F_in: int, F_out: int, dtype=np.float32,
+                scheme: str = "pytorch") -> LinearParams:
+    """Linear(F_in -> F_out), initialised by `scheme` (see init_weight_bias)."""
     if F_in < 1 or F_out < 1:
         raise ValueError(f"init_linear: expected F_in >= 1 and F_out >= 1, got F_in={F_in}, F_out={F_out}")
-    W = fan_in_uniform(rng, (F_out, F_in), F_in, dtype)              # (F_out, F_in)
-    b = fan_in_uniform(rng, (F_out,), F_in, dtype)                   # (F_out,)
+    W, b = init_weight_bias(rng, (F_out, F_in), (F_out,), F_in, dtype, scheme)  # (F_out, F_in), (F_out,)
     return LinearParams(W, b)
 
 

@@ -126,6 +126,29 @@ def test_init_linear_is_fan_in_uniform():
     assert np.abs(p.W).max() > 0.95 * bound and abs(p.W.mean()) < 0.05 * bound
 
 
+def test_he_init_preserves_the_second_moment_through_relu_layers():
+    """Var W = 2 / fan_in and zero biases: E[relu(W a)^2] = E[a^2] for any input (He et al.), so
+    after 6 ReLU layers the mean square stays within ~10%; the PyTorch default loses ~3x a layer."""
+    rng = np.random.default_rng(4)
+    p = init_linear(rng, 400, 300, np.float64, scheme="he")
+    assert np.all(p.b == 0)
+    np.testing.assert_allclose(p.W.var(), 2 / 400, rtol=0.03)
+    a = rng.standard_normal((2000, 256))                              # (N, F)
+    ms = {}
+    for scheme in ("he", "pytorch"):
+        h = a
+        for _ in range(6):
+            h, _ = relu(linear(init_linear(rng, 256, 256, np.float64, scheme=scheme), h)[0])
+        ms[scheme] = float((h ** 2).mean())
+    assert 0.7 < ms["he"] / float((a ** 2).mean()) < 1.4
+    assert ms["pytorch"] / float((a ** 2).mean()) < 0.01               # (1/3)^6 ~ 0.0014, plus bias terms
+
+
+def test_init_rejects_unknown_scheme():
+    with pytest.raises(ValueError, match="scheme"):
+        init_linear(np.random.default_rng(0), 3, 2, scheme="xavier")
+
+
 def test_init_linear_rejects_empty_sizes():
     with pytest.raises(ValueError, match="F_in"):
         init_linear(np.random.default_rng(0), 0, 3)
