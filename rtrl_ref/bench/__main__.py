@@ -77,7 +77,9 @@ def main(argv=None) -> int:
         results["ops_runs"].append(run_worker("ops", ops_args, threads))
     if "torch" in tasks:
         print("torch ...", flush=True)
-        results["torch"] = run_worker("torch", dict(sizes=sizes, dtypes=dtypes, rounds=rounds), 1)
+        torch_args = dict(sizes=sizes, dtypes=dtypes, rounds=rounds, B_list=[sizes["B"], 1])
+        runs = {str(n): run_worker("torch", torch_args, n) for n in (1, 2)}
+        results["torch"] = runs["1"] if "skipped" in runs["1"] else dict(threads=runs)
     if "memory" in tasks:
         print("memory ...", flush=True)
         T_grid = [10, 100, 1000] if quick else [10, 30, 100, 300, 1000, 3000, 10000, 30000, 100000]

@@ -157,28 +157,40 @@ def ops(sizes: dict, dtypes: list[str], rounds: int, triad_n: int, segment_B: li
     return out
 
 
-def torch_ops(sizes: dict, dtypes: list[str], rounds: int) -> dict:
+def torch_ops(sizes: dict, dtypes: list[str], rounds: int, B_list: list[int] | None = None) -> dict:
+    """Per-step update: Numba (serial, and parallel when threads > 1) vs the PyTorch-eager
+    formulation, in this worker's thread setting, for every B in B_list; speedup = torch time /
+    the faster Numba variant's time."""
     from rtrl_ref.bench import torch_eager
     from rtrl_ref.kernels import step_numba
 
     if not torch_eager.available():
         return dict(skipped="torch not installed")
+    import numba
     import torch
 
-    out = dict(torch=torch_eager.version(), torch_threads=torch.get_num_threads())
+    threads = numba.get_num_threads()
+    out = dict(torch=torch_eager.version(), torch_threads=torch.get_num_threads(), numba_threads=threads)
     for dn in dtypes:
-        case = cases.step_case(sizes["B"], sizes["H"], sizes["I"], np.dtype(dn))
-        S, cache, keep, g_c, G = torch_eager.to_torch(case)
-        S_numba = case.traces.copy()
-        G_numba = _fresh_grads(case.grads)
-        with torch.no_grad():
-            t = interleaved({
+        out[dn] = {}
+        for B in B_list or [sizes["B"]]:
+            case = cases.step_case(B, sizes["H"], sizes["I"], np.dtype(dn))
+            S, cache, keep, g_c, G = torch_eager.to_torch(case)
+            S_numba, G_numba = case.traces.copy(), _fresh_grads(case.grads)
+            candidates = {
                 "step_numba": lambda: step_numba.trace_step_accumulate(S_numba, case.cache, case.reset_t,
                                                                         case.g_c_t, G_numba),
                 "step_torch_eager": lambda: torch_eager.step(S, cache, keep, g_c, G),
-            }, rounds=rounds)
-        out[dn] = dict(times_ms={k: _ms(v) for k, v in t.items()},
-                       speedup=t["step_torch_eager"].median_s / t["step_numba"].median_s)
+            }
+            if threads > 1:
+                S_par, G_par = case.traces.copy(), _fresh_grads(case.grads)
+                candidates["step_numba_parallel"] = lambda: step_numba.trace_step_accumulate_parallel(
+                    S_par, case.cache, case.reset_t, case.g_c_t, G_par)
+            with torch.no_grad():
+                t = interleaved(candidates, rounds=STEP_ROUNDS_FACTOR * rounds)
+            numba_best = min(t[k].median_s for k in t if k.startswith("step_numba"))
+            out[dn][str(B)] = dict(times_ms={k: _ms(v) for k, v in t.items()},
+                                   speedup=t["step_torch_eager"].median_s / numba_best)
     return out
 
 
