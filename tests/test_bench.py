@@ -86,3 +86,15 @@ def test_verdicts_apply_the_goal_thresholds():
 def test_cli_rejects_unknown_task(argv):
     with pytest.raises(SystemExit, match="bogus"):
         bench_main(["--quick"] + argv)
+
+
+def test_goal2_needs_10x_at_every_batch_size_dtype_and_thread_count():
+    def run(speedup_b1):
+        return {dn: {"32": dict(speedup=16.0), "1": dict(speedup=speedup_b1)} for dn in ("float32", "float64")} \
+            | dict(torch="2.13.0+cpu")
+    results = dict(dtypes=["float32", "float64"], torch=dict(threads={"1": run(12.0), "2": run(11.0)}))
+    v = report.goal2(results)
+    assert v["met"] and v["worst"] == "float32 B=1 threads=2" and v["worst_speedup"] == 11.0
+    results["torch"]["threads"]["2"] = run(9.9)                       # negative twin: one cell below 10x
+    v = report.goal2(results)
+    assert not v["met"] and v["worst_speedup"] == 9.9
