@@ -157,7 +157,9 @@ def test_presets_give_the_papers_settings():
     c = make_config(["--preset", "paper-atari", "--env", "atari:Breakout"])
     assert (c.num_envs, c.unroll, c.hidden, c.stem, c.lr, c.grad_clip, c.discount) == (32, 50, 256, "impala", 6e-4, 40.0, 0.99)
     assert make_config(["--preset", "paper-dmlab"]).unroll == 100
-    assert c.stem_init == "pytorch" and make_config(["--env", "atari:Breakout"]).stem_init == "he"
+    assert (c.stem_init, c.rms_eps) == ("pytorch", 0.01)
+    cpu = make_config(["--env", "atari:Breakout"])
+    assert (cpu.stem_init, cpu.rms_eps) == ("he", 1e-5)
     assert make_config(["--preset", "paper-atari", "--unroll", "20"]).unroll == 20
 
 
