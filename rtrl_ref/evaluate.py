@@ -2,7 +2,8 @@
 
 Loads the run's config and checkpoint, plays N whole episodes in fresh environments (a seed
 different from training's unless --seed says otherwise) and reports the mean and standard
-deviation of the raw episode return. `--random` plays uniformly random actions on the run's
+deviation of the raw episode return. Every environment contributes its first episodes in turn
+(not the first N to finish, which would favour short episodes). `--random` plays uniformly random actions on the run's
 environment instead (no checkpoint needed): the random-policy return under the same protocol.
 """
 
@@ -35,7 +36,10 @@ def evaluate_run(run_dir: Path, episodes: int = 30, num_envs: int = 8, seed: int
 
     config = read_config(run_dir)
     rng = np.random.default_rng(seed)
-    returns: list[float] = []
+    # the first k episodes of every environment, k = ceil(episodes / num_envs): taking the first N
+    # episodes to finish overall would favour short ones (in Breakout, low scores)
+    k = -(-episodes // num_envs)
+    per_env: list[list[float]] = [[] for _ in range(num_envs)]
     with envs.make(config.env, num_envs=num_envs, seed=seed) as env:
         spec = agent_spec(config, env)
         if not random_policy:
@@ -54,10 +58,11 @@ def evaluate_run(run_dir: Path, episodes: int = 30, num_envs: int = 8, seed: int
                 a = logits.argmax(-1) if greedy else sample_actions(rng, logits)
             step = env.step(a)
             obs, reward, reset = step.obs, step.reward, step.reset
-            returns.extend(ep.score for ep in step.episodes)
-            if len(returns) >= episodes:
+            for ep in step.episodes:
+                per_env[ep.env].append(ep.score)
+            if min(len(r) for r in per_env) >= k:
                 break
-    returns = returns[:episodes]
+    returns = [r[j] for j in range(k) for r in per_env if j < len(r)][:episodes]
     return Evaluation(len(returns), float(np.mean(returns)), float(np.std(returns)), returns)
 
 
