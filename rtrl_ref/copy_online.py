@@ -146,6 +146,29 @@ def train_copy(max_len: int, hidden: int, batch: int = 32, lr: float = 3e-3, cli
     return CopyResult(max_len, hidden, seen, time.monotonic() - start, acc[0], acc[1])
 
 
+def plot_copy_log(log_path: str | Path, out: str | Path | None = None) -> Path:
+    """Sequence and symbol accuracy against wall time from a `--log` CSV; PNG next to it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = np.genfromtxt(log_path, delimiter=",", names=True)
+    out = Path(out) if out is not None else Path(log_path).with_suffix(".png")
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(data["seconds"] / 60, data["sequence_accuracy"], label="sequence accuracy")
+    ax.plot(data["seconds"] / 60, data["symbol_accuracy"], label="symbol accuracy", alpha=0.7)
+    ax.set_xlabel("minutes")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(Path(log_path).stem)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rtrl_ref.copy_online",
                                      description="Fully online RTRL (step form, Adam) on the true copy task.",
@@ -157,7 +180,8 @@ def main(argv=None) -> int:
     parser.add_argument("--clip", type=float, default=1.0, help="global gradient-norm clip per step")
     parser.add_argument("--max-sequences", type=int, default=200_000, help="training budget in sequences")
     parser.add_argument("--minutes", type=float, default=0.0, help="wall-time limit in minutes (0: none)")
-    parser.add_argument("--log", default=None, help="CSV file for the learning curve (a row every 10 batches)")
+    parser.add_argument("--log", default=None, help="CSV file for the learning curve (a row every 10 batches; "
+                        "a PNG of it is drawn at the end)")
     parser.add_argument("--seed", type=int, default=0, help="seed")
     parser.add_argument("--backend", default="numba", choices=("numpy", "numba", "cupy"), help="trace kernels")
     args = parser.parse_args(argv)
@@ -167,6 +191,8 @@ def main(argv=None) -> int:
                    seed=args.seed, backend=args.backend, minutes=args.minutes, log_path=args.log)
     print(f"copy task L<={r.max_len}, H={r.hidden}: sequence accuracy {r.sequence_accuracy:.3f}, "
           f"symbol accuracy {r.symbol_accuracy:.3f}, {r.sequences} sequences, {r.seconds:.0f} s")
+    if args.log:
+        print(f"learning curve: {plot_copy_log(args.log)}")
     return 0
 
 

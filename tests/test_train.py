@@ -178,6 +178,18 @@ def test_copy_task_runs_fully_online_through_the_cli():
         main(["--env", "memory:copy?length=2", "--no-progress"])
 
 
+def test_copy_online_logs_and_plots_its_curve(tmp_path):
+    from rtrl_ref.copy_online import main as copy_main
+
+    log = tmp_path / "copy.csv"
+    assert copy_main(["--max-len", "2", "--hidden", "8", "--max-sequences", "640", "--backend", "numpy",
+                      "--log", str(log)]) == 0
+    rows = np.genfromtxt(log, delimiter=",", names=True)
+    assert rows.dtype.names == ("sequences", "seconds", "loss", "symbol_accuracy", "sequence_accuracy")
+    assert np.all(np.diff(np.atleast_1d(rows["sequences"])) > 0)
+    assert log.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_identity_stem_feeds_observations_to_the_core(tmp_path):
     summary = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--stem", "identity"))
     assert summary.updates == 4
