@@ -70,6 +70,19 @@ def test_col2im_numba_matches_numpy_reference_and_is_the_adjoint(geometry, seed,
         assert abs(lhs - rhs) <= 1e-10 * max(1.0, abs(lhs))
 
 
+def test_col2im_adjoint_check_fails_on_a_scatter_that_skips_a_kernel_cell():
+    """Negative twin of the adjoint check: a col2im that drops the patches of cell (u, v) = (0, 0)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 7, 6))                             # (N, C, Y, X)
+    cols, _, _ = im2col(x, 3, 3, 2, 1)
+    G = rng.standard_normal(cols.shape)                               # (C*9, N*OY*OX)
+    G_wrong = G.copy()
+    G_wrong[::9] = 0                                                  # rows (c, u=0, v=0)
+    lhs = float((cols * G).sum())
+    assert abs(lhs - float((x * col2im(G, x.shape, 3, 3, 2, 1)).sum())) <= 1e-10 * max(1.0, abs(lhs))
+    assert abs(lhs - float((x * col2im(G_wrong, x.shape, 3, 3, 2, 1)).sum())) > 1e-3
+
+
 def test_col2im_rejects_unknown_backend():
     x = np.zeros((1, 1, 4, 4))
     with pytest.raises(ValueError, match="backend"):
