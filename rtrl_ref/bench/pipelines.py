@@ -8,7 +8,8 @@ Both learners get the same building blocks, so the comparison is like with like:
                  g_pre^T @ x (2H x TB) @ (TB x I), input-gradient GEMM g_pre @ [W_z ; W_f]
     rtrl         segment form (DESIGN.md section 2): coefficient sweep
                  (`adjoint_numba.segment_coefficients`), the same two GEMMs, and the carried-trace
-                 pass (`segment_numba.carry_traces`: one (2H x T) @ (T x I) GEMM per batch element)
+                 pass (`segment_numba.carry_traces`: per batch element a fused scaling pass and
+                 (H x T) @ (T x I) GEMMs that add onto the trace block)
     step loop    T calls of the fused per-step kernel (the step form)
 
 Each returns what the library's reference returns (checked in `rtrl_ref.bench.checks`).
@@ -103,20 +104,19 @@ def rtrl_backward(W, traj: CellCache, keep, g_c, traces: Traces, parallel: bool 
     T, B, H = g_c.shape
     I = traj.x_t.shape[-1]
     dt = g_c.dtype
-    lam = np.empty((B, H), dt)                                        # (B, H) work buffer
-    P = np.empty((B, H), dt)                                          # (B, H) work buffer
     g_pre = np.empty((T, B, 2 * H), dt)                               # (T, B, 2H)
     g_vec = np.empty((4, H), dt)                                      # (4, H)
-    U = np.empty((B, 2 * H, T), dt)                                   # (B, 2H, T)
+    V = np.empty((2, B, T, H), dt)                                    # (2, B, T, H) u_z, u_f
     coef_in = np.empty((B, H), dt)                                    # (B, H)
     decay_in = np.empty((B, H), dt)                                   # (B, H)
     u_sums = np.empty((4, B, H), dt)                                  # (4, B, H)
     segment_coefficients(g_c, keep.astype(dt), traj.c_tm1, traj.dc_dzpre, traj.dc_dfpre,
-                         traj.dc_dctm1, dt.type(1), lam, P, g_pre, g_vec, U, coef_in, decay_in, u_sums)
+                         traj.dc_dctm1, dt.type(1), g_pre, g_vec, V, coef_in, decay_in, u_sums)
     g_pre_2d = g_pre.reshape(T * B, 2 * H)                            # (TB, 2H)
     G = g_pre_2d.T @ traj.x_t.reshape(T * B, I)                       # (2H, I)
     g_x = (g_pre_2d @ W).reshape(T, B, I) if input_grad else None     # (T, B, I)
-    G_Wz, G_Wf = carry_traces(traces.W_z, traces.W_f, coef_in, decay_in, U, traj.x_t, parallel)
+    x_b = np.ascontiguousarray(traj.x_t.transpose(1, 0, 2))           # (B, T, I)
+    G_Wz, G_Wf = carry_traces(traces.W_z, traces.W_f, coef_in, decay_in, V, x_b, parallel)
     G[:H] += G_Wz
     G[H:] += G_Wf
     S = traces

@@ -9,11 +9,17 @@ and the coefficient part of `rtrl_ref.rtrl.rtrl_segment`. With Jeff_t = keep_t *
 
 and, for the segment form only, P_s = prod_{r=s+1..T-1} Jeff_r:
 
-    U[b, :H, s] = P_s dc_dzpre_s,   U[b, H:, s] = P_s dc_dfpre_s          (B, 2H, T)
+    V[0, b, s] = P_s dc_dzpre_s,   V[1, b, s] = P_s dc_dfpre_s           (2, B, T, H)
     coef_in = Jeff_0 lam_0,   decay_in = Jeff_0 P_0                          (B, H)
     u_sums  = [sum_s u_z c_tm1, sum_s u_f c_tm1, sum_s u_z, sum_s u_f]       (4, B, H)
 
-One sweep backwards over t; b and h inner (contiguous reads). lam and P live in (B, H) buffers.
+One sweep backwards over t, b next, and for each (t, b) a few short loops over the H units that
+LLVM vectorises (one loop touching every array exceeds its alias-check budget and stays scalar).
+V keeps H innermost, so every write is contiguous: V[k, b] is the (T, H) operand of element b's
+carried-pass GEMM (`segment_numba.carry_traces`). The segment sweep keeps Jeff_{t+1} lam_{t+1}
+and P_t in coef_in and decay_in as it goes: after step t = 0 they hold exactly those outputs.
+On the 2-vCPU machine (B=32, H=256, T=50, float32) this sweep takes 1.9 ms and the adjoint
+1.2 ms, against 7.4 and 2.4 ms for a single loop over h writing a (B, 2H, T) coefficient array.
 """
 
 from __future__ import annotations
@@ -24,6 +30,18 @@ from rtrl_ref.kernels.numba_config import JIT
 
 
 @numba.njit(**JIT)
+def _accumulate_sums(s0, s1, s2, s3, a_z, a_f, c):
+    """s0 += a_z c,  s1 += a_f c,  s2 += a_z,  s3 += a_f   (rows of H)."""
+    for h in range(c.shape[0]):
+        z = a_z[h]
+        f = a_f[h]
+        s0[h] += z * c[h]
+        s1[h] += f * c[h]
+        s2[h] += z
+        s3[h] += f
+
+
+@numba.njit(**JIT)
 def bptt_adjoint(g_c, keep, c_tm1, dzpre, dfpre, dctm1, lam, g_pre, g_vec):
     """g_c, c_tm1, dzpre, dfpre, dctm1 (T, B, H); keep (T, B). Writes lam (T, B, H),
     g_pre (T, B, 2H) and g_vec (4, H) (zeroed here)."""
@@ -31,61 +49,59 @@ def bptt_adjoint(g_c, keep, c_tm1, dzpre, dfpre, dctm1, lam, g_pre, g_vec):
     g_vec[:] = 0
     for t in range(T - 1, -1, -1):
         for b in range(B):
+            lam_t = lam[t, b]
+            g_c_t = g_c[t, b]
+            if t < T - 1:
+                k_next = keep[t + 1, b]
+                J_next = dctm1[t + 1, b]
+                lam_next = lam[t + 1, b]
+                for h in range(H):
+                    lam_t[h] = g_c_t[h] + k_next * J_next[h] * lam_next[h]
+            else:
+                lam_t[:] = g_c_t
+            g_z = g_pre[t, b, :H]
+            g_f = g_pre[t, b, H:]
+            dz = dzpre[t, b]
+            df = dfpre[t, b]
             for h in range(H):
-                l = g_c[t, b, h]
-                if t < T - 1:
-                    l += keep[t + 1, b] * dctm1[t + 1, b, h] * lam[t + 1, b, h]
-                lam[t, b, h] = l
-                gz = l * dzpre[t, b, h]
-                gf = l * dfpre[t, b, h]
-                g_pre[t, b, h] = gz
-                g_pre[t, b, H + h] = gf
-                g_vec[0, h] += gz * c_tm1[t, b, h]
-                g_vec[1, h] += gf * c_tm1[t, b, h]
-                g_vec[2, h] += gz
-                g_vec[3, h] += gf
+                g_z[h] = lam_t[h] * dz[h]
+                g_f[h] = lam_t[h] * df[h]
+            _accumulate_sums(g_vec[0], g_vec[1], g_vec[2], g_vec[3], g_z, g_f, c_tm1[t, b])
 
 
 @numba.njit(**JIT)
 def segment_coefficients(g_c, keep, c_tm1, dzpre, dfpre, dctm1, one,
-                         lam, P, g_pre, g_vec, U, coef_in, decay_in, u_sums):
-    """As `bptt_adjoint`, plus the segment form's U (B, 2H, T), coef_in, decay_in (B, H) and
-    u_sums (4, B, H). lam, P (B, H) are work buffers (the adjoint is not kept over T)."""
+                         g_pre, g_vec, V, coef_in, decay_in, u_sums):
+    """As `bptt_adjoint` without keeping lam over T, plus the segment form's V (2, B, T, H),
+    coef_in, decay_in (B, H) and u_sums (4, B, H). Every output is overwritten."""
     T, B, H = g_c.shape
     g_vec[:] = 0
     u_sums[:] = 0
+    coef_in[:] = 0                                                    # Jeff_{t+1} lam_{t+1}
+    decay_in[:] = one                                                 # P_t
     for t in range(T - 1, -1, -1):
         for b in range(B):
             k = keep[t, b]
+            lamJ = coef_in[b]
+            P = decay_in[b]
+            g_c_t = g_c[t, b]
+            J = dctm1[t, b]
+            dz = dzpre[t, b]
+            df = dfpre[t, b]
+            g_z = g_pre[t, b, :H]
+            g_f = g_pre[t, b, H:]
+            u_z = V[0, b, t]
+            u_f = V[1, b, t]
             for h in range(H):
-                if t == T - 1:
-                    l = g_c[t, b, h]
-                    p = one
-                else:
-                    l = g_c[t, b, h] + keep[t + 1, b] * dctm1[t + 1, b, h] * lam[b, h]
-                    p = P[b, h]
-                dz = dzpre[t, b, h]
-                df = dfpre[t, b, h]
-                c = c_tm1[t, b, h]
-                gz = l * dz
-                gf = l * df
-                g_pre[t, b, h] = gz
-                g_pre[t, b, H + h] = gf
-                g_vec[0, h] += gz * c
-                g_vec[1, h] += gf * c
-                g_vec[2, h] += gz
-                g_vec[3, h] += gf
-                u_z = p * dz
-                u_f = p * df
-                U[b, h, t] = u_z
-                U[b, H + h, t] = u_f
-                u_sums[0, b, h] += u_z * c
-                u_sums[1, b, h] += u_f * c
-                u_sums[2, b, h] += u_z
-                u_sums[3, b, h] += u_f
-                j_eff = k * dctm1[t, b, h]
-                lam[b, h] = l
-                P[b, h] = p * j_eff
-                if t == 0:
-                    coef_in[b, h] = j_eff * l
-                    decay_in[b, h] = j_eff * p
+                l = g_c_t[h] + lamJ[h]
+                p = P[h]
+                j = k * J[h]
+                lamJ[h] = j * l
+                P[h] = p * j
+                g_z[h] = l * dz[h]
+                g_f[h] = l * df[h]
+                u_z[h] = p * dz[h]
+                u_f[h] = p * df[h]
+            c = c_tm1[t, b]
+            _accumulate_sums(g_vec[0], g_vec[1], g_vec[2], g_vec[3], g_z, g_f, c)
+            _accumulate_sums(u_sums[0, b], u_sums[1, b], u_sums[2, b], u_sums[3, b], u_z, u_f, c)
