@@ -8,8 +8,7 @@ Both learners get the same building blocks, so the comparison is like with like:
                  g_pre^T @ x (2H x TB) @ (TB x I), input-gradient GEMM g_pre @ [W_z ; W_f]
     rtrl         segment form (DESIGN.md section 2): coefficient sweep
                  (`adjoint_numba.segment_coefficients`), the same two GEMMs, and the carried-trace
-                 pass (`segment_numba.carry_traces`: per batch element a fused scaling pass and
-                 (H x T) @ (T x I) GEMMs that add onto the trace block)
+                 pass (`segment_numba.carry_traces`: one (2H x T) @ (T x I) GEMM per batch element)
     step loop    T calls of the fused per-step kernel (the step form)
 
 Each returns what the library's reference returns (checked in `rtrl_ref.bench.checks`).
@@ -106,7 +105,7 @@ def rtrl_backward(W, traj: CellCache, keep, g_c, traces: Traces, parallel: bool 
     dt = g_c.dtype
     g_pre = np.empty((T, B, 2 * H), dt)                               # (T, B, 2H)
     g_vec = np.empty((4, H), dt)                                      # (4, H)
-    V = np.empty((2, B, T, H), dt)                                    # (2, B, T, H) u_z, u_f
+    V = np.empty((B, T, 2 * H), dt)                                   # (B, T, 2H) [u_z, u_f]
     coef_in = np.empty((B, H), dt)                                    # (B, H)
     decay_in = np.empty((B, H), dt)                                   # (B, H)
     u_sums = np.empty((4, B, H), dt)                                  # (4, B, H)
@@ -115,8 +114,8 @@ def rtrl_backward(W, traj: CellCache, keep, g_c, traces: Traces, parallel: bool 
     g_pre_2d = g_pre.reshape(T * B, 2 * H)                            # (TB, 2H)
     G = g_pre_2d.T @ traj.x_t.reshape(T * B, I)                       # (2H, I)
     g_x = (g_pre_2d @ W).reshape(T, B, I) if input_grad else None     # (T, B, I)
-    x_b = np.ascontiguousarray(traj.x_t.transpose(1, 0, 2))           # (B, T, I)
-    G_Wz, G_Wf = carry_traces(traces.W_z, traces.W_f, coef_in, decay_in, V, x_b, parallel)
+    G_Wz, G_Wf = carry_traces(traces.W_z, traces.W_f, coef_in, decay_in, V.transpose(0, 2, 1),
+                              traj.x_t, parallel)
     G[:H] += G_Wz
     G[H:] += G_Wf
     S = traces

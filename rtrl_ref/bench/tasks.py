@@ -309,7 +309,7 @@ def warm_start() -> dict:
     import_s = time.perf_counter() - t_import
     kernels = {
         "step_serial": step_numba.step_serial, "step_parallel": step_numba.step_parallel,
-        "scale_serial": segment_numba.scale_serial, "scale_parallel": segment_numba.scale_parallel,
+        "carry_serial": segment_numba.carry_serial, "carry_parallel": segment_numba.carry_parallel,
         "forward_recurrence": forward_numba.forward_recurrence,
         "bptt_adjoint": adjoint_numba.bptt_adjoint,
         "segment_coefficients": adjoint_numba.segment_coefficients,
