@@ -108,6 +108,30 @@ def test_trace_step_accumulate_matches_numpy(backend, seed, pattern, dtype, B, H
     assert_fields_close(f"step grads ({where})", got_G, want_G, tol)
 
 
+@given(seed=st.integers(0, 2**31 - 1), pattern=st.sampled_from(RESET_PATTERNS),
+       dtype=st.sampled_from(DTYPES), B=st.integers(1, 6), H=st.integers(5, 13), I=st.integers(1, 5),
+       parallel=st.booleans())
+def test_numba_step_unit_blocks_match_numpy(seed, pattern, dtype, B, H, I, parallel):
+    """Several unit blocks and a partial one (blocks of 4 units forced by a tiny block budget)."""
+    from rtrl_ref.kernels import numba_backend, step_numba
+
+    traces, cache, reset_t, g_c_t, grads = _random_step(seed, B, H, I, dtype, pattern)
+    want_S, want_G = rtrl.trace_step_accumulate(traces.copy(), cache, reset_t, g_c_t, grads)
+    saved = step_numba.BLOCK_BYTES
+    step_numba.BLOCK_BYTES = 1
+    try:
+        assert step_numba.block_units(I, np.dtype(dtype).itemsize) == 4
+        be = numba_backend.backend(parallel=parallel)
+        got_S, got_G = be.trace_step_accumulate(traces.copy(), cache, reset_t, g_c_t,
+                                                ELSTMParams(*(a.copy() for a in grads)))
+    finally:
+        step_numba.BLOCK_BYTES = saved
+    tol = tolerance("kernel", dtype)
+    where = f"numba parallel={parallel} {np.dtype(dtype).name} B={B} H={H} I={I} blocks of 4"
+    assert_fields_close(f"step traces ({where})", got_S, want_S, tol)
+    assert_fields_close(f"step grads ({where})", got_G, want_G, tol)
+
+
 @given(seed=st.integers(0, 2**31 - 1), T=st.integers(1, 8), dtype=st.sampled_from(DTYPES), **sizes)
 def test_segment_carried_pass_matches_numpy(backend, seed, T, dtype, B, H, I):
     name, be, xp = backend
