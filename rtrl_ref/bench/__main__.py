@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tasks", default="ops,torch,memory,warm_start",
                     help="comma-separated subset of ops,torch,memory,warm_start")
     ap.add_argument("--threads", default=None,
-                    help="thread counts of the alternating ops runs (default 1,2,1,2; quick 1,2)")
+                    help="thread counts of the alternating ops runs (default 1,2,1,2,1,2: three runs of each, whose medians the verdicts take; quick 1,2)")
     args = ap.parse_args(argv)
 
     tasks = set(args.tasks.split(","))
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
                                  "worker subprocess; threadpoolctl is not used", ops_runs=[])
     ops_args = dict(sizes=sizes, dtypes=dtypes, rounds=rounds, triad_n=2**20 if quick else 2**24,
                     segment_B=[sizes["B"], 1])
-    thread_runs = [int(n) for n in (args.threads or ("1,2" if quick else "1,2,1,2")).split(",")]
+    thread_runs = [int(n) for n in (args.threads or ("1,2" if quick else "1,2,1,2,1,2")).split(",")]
     for threads in thread_runs if "ops" in tasks else []:
         print(f"timing ops with {threads} thread(s) ...", flush=True)
         results["ops_runs"].append(run_worker("ops", ops_args, threads))

@@ -38,38 +38,60 @@ def _fresh_grads(grads: ELSTMParams) -> ELSTMParams:
 STEP_ROUNDS_FACTOR = 4
 
 
+# The fused step is timed in steady state: one timing is STEP_COPIES back-to-back calls, each on
+# its own copy of the traces (8 copies are 134 MB in float32 and 270 MB in float64 at the default
+# sizes, far beyond the 32 MiB L3), so no call finds its traces in cache and each one pays for
+# writing back the lines its predecessor left dirty, about its own volume, as a streaming kernel
+# does in a loop. A single call timed right after the triad instead paid for the triad's dirty
+# lines (up to an L3 of them: as much again as a float32 call's own writes); that single-call
+# ratio is still reported (`*_single_call`).
+STEP_COPIES = 8
+
+
 def step_ops(B, H, I, dtype, rounds, triad_n) -> dict:
     """Fused per-step update: numba serial/parallel vs NumPy reference vs single-thread triad."""
     from rtrl_ref.kernels import step_numba
 
     case = cases.step_case(B, H, I, dtype)
-    S_numba = case.traces.copy()
-    G_numba = _fresh_grads(case.grads)
-    S_par = case.traces.copy()
-    G_par = _fresh_grads(case.grads)
+    copies = {k: [case.traces.copy() for _ in range(STEP_COPIES)] for k in ("serial", "parallel")}
+    grads = {k: _fresh_grads(case.grads) for k in ("serial", "parallel", "single")}
+    S_single = case.traces.copy()
+    kernels = dict(serial=step_numba.trace_step_accumulate,
+                   parallel=step_numba.trace_step_accumulate_parallel)
+
+    def steady(k):
+        def run():
+            for S in copies[k]:
+                kernels[k](S, case.cache, case.reset_t, case.g_c_t, grads[k])
+        return run
+
     a, b, c, s = triad_arrays(triad_n, dtype)
     t = interleaved({
         "triad": lambda: triad(a, b, c, s),
-        "step_numba": lambda: step_numba.trace_step_accumulate(S_numba, case.cache, case.reset_t,
-                                                                case.g_c_t, G_numba),
-        "step_numba_parallel": lambda: step_numba.trace_step_accumulate_parallel(
-            S_par, case.cache, case.reset_t, case.g_c_t, G_par),
+        "step_numba_single_call": lambda: step_numba.trace_step_accumulate(
+            S_single, case.cache, case.reset_t, case.g_c_t, grads["single"]),
+        "step_numba": steady("serial"),
+        "step_numba_parallel": steady("parallel"),
         "step_numpy": lambda: rtrl.trace_step_accumulate(case.traces, case.cache, case.reset_t,
                                                          case.g_c_t, case.grads),
     }, rounds=STEP_ROUNDS_FACTOR * rounds)
+    per_call = {k: (STEP_COPIES if k in ("step_numba", "step_numba_parallel") else 1) for k in t}
+    median = {k: v.median_s / per_call[k] for k, v in t.items()}
+    best = {k: v.min_s / per_call[k] for k, v in t.items()}
     itemsize = np.dtype(dtype).itemsize
     step_bytes = (4 * B * H * I + B * I) * itemsize
-    triad_bw = 3 * triad_n * itemsize / t["triad"].median_s
-    out = dict(times_ms={k: _ms(v) for k, v in t.items()}, step_bytes=step_bytes,
-               triad_bytes=3 * triad_n * itemsize, triad_GBps=triad_bw / 1e9)
-    out["min_times_ms"] = {k: v.min_s * 1e3 for k, v in t.items()}
-    for k in ("step_numba", "step_numba_parallel"):
-        bw = step_bytes / t[k].median_s
+    triad_bytes = 3 * triad_n * itemsize
+    triad_bw = triad_bytes / median["triad"]
+    out = dict(times_ms={k: v * 1e3 for k, v in median.items()}, step_bytes=step_bytes,
+               triad_bytes=triad_bytes, triad_GBps=triad_bw / 1e9, step_copies=STEP_COPIES)
+    out["min_times_ms"] = {k: v * 1e3 for k, v in best.items()}
+    for k in ("step_numba", "step_numba_parallel", "step_numba_single_call"):
+        bw = step_bytes / median[k]
         out[f"{k}_GBps"] = bw / 1e9
         out[f"{k}_over_triad"] = bw / triad_bw
         # the same ratio from the fastest round of each (less sensitive to other load on the machine)
-        out[f"{k}_over_triad_best_round"] = t["triad"].min_s / t[k].min_s * step_bytes / (3 * triad_n * itemsize)
-    out["speedup_numba_vs_numpy"] = t["step_numpy"].median_s / t["step_numba"].median_s
+        out[f"{k}_over_triad_best_round"] = best["triad"] / best[k] * step_bytes / triad_bytes
+    out["speedup_numba_vs_numpy"] = median["step_numpy"] / median["step_numba"]
     return out
 
 
