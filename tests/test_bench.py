@@ -98,3 +98,19 @@ def test_goal2_needs_10x_at_every_batch_size_dtype_and_thread_count():
     results["torch"]["threads"]["2"] = run(9.9)                       # negative twin: one cell below 10x
     v = report.goal2(results)
     assert not v["met"] and v["worst_speedup"] == 9.9
+
+
+def test_bandwidth_and_segment_plots_are_written(tmp_path):
+    seg_times = dict(bptt_segment=10.0, rtrl_segment=9.0, forward_rtrl_segment=15.0,
+                     rtrl_segment_no_input_grad=7.0, step_loop=30.0)
+    run = dict(threads=dict(numba_num_threads=1, OPENBLAS_NUM_THREADS="1"),
+               step={dn: dict(triad_GBps=14.0, step_numba_GBps=17.0, step_numba_single_call_GBps=15.5)
+                     for dn in ("float32", "float64")},
+               segment={dn: {B: dict(times_ms=seg_times) for B in ("32", "1")}
+                        for dn in ("float32", "float64")})
+    results = dict(dtypes=["float32", "float64"], sizes=dict(B=32, H=256, I=257, T=50),
+                   ops_runs=[run, run])
+    for name, plot in (("bandwidth.png", report.plot_bandwidth), ("segment.png", report.plot_segment)):
+        path = tmp_path / name
+        plot(results, str(path))
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name

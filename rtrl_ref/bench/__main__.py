@@ -2,7 +2,9 @@
 
 Every timing task runs in a worker subprocess with all thread pools (OpenBLAS, OpenMP, MKL,
 Numba) fixed by environment variables before NumPy loads; the 1- and 2-thread runs alternate.
-Writes results.json, summary.md and memory.png to --out (default bench_results/latest).
+Writes results.json, summary.md, command.txt and the plots memory.png (peak memory vs T),
+bandwidth.png (per-step update vs triad) and segment.png (one unroll vs BPTT) to --out
+(default bench_results/latest).
 """
 
 from __future__ import annotations
@@ -104,6 +106,9 @@ def main(argv=None) -> int:
         f.write(results["command"] + "\n" + json.dumps(results["machine"], indent=1) + "\n")
     if "memory" in results:
         report.plot_memory(results["memory"], os.path.join(args.out, "memory.png"))
+    if results["ops_runs"] and any(r["threads"]["numba_num_threads"] == 1 for r in results["ops_runs"]):
+        report.plot_bandwidth(results, os.path.join(args.out, "bandwidth.png"))
+        report.plot_segment(results, os.path.join(args.out, "segment.png"))
     print(text)
     return 0
 

@@ -200,3 +200,75 @@ def plot_memory(m: dict, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_bandwidth(results: dict, path: str) -> None:
+    """Per-step update bandwidth (counted bytes / time) vs the triad, every 1-thread run:
+    one group of bars per dtype, one bar per run, the 1.2x triad goal as a tick per run."""
+    plt = _pyplot()
+    runs = _runs(results, 1)
+    series = (("triad", "triad_GBps", "0.6"), ("step, steady state", "step_numba_GBps", "C0"),
+              ("step, single call after triad", "step_numba_single_call_GBps", "C1"))
+    fig, ax = plt.subplots(figsize=(7.2, 4.2))
+    width = 0.8 / (len(series) * max(1, len(runs)))
+    for d, dn in enumerate(results["dtypes"]):
+        for r, run in enumerate(runs):
+            s = run["step"][dn]
+            for k, (label, key, color) in enumerate(series):
+                x = d + (k * len(runs) + r - (len(series) * len(runs) - 1) / 2) * width
+                ax.bar(x, s.get(key, float("nan")), width, color=color,
+                       label=label if d == 0 and r == 0 else None)
+            x_run = d + (len(runs) + r - (len(series) * len(runs) - 1) / 2) * width
+            ax.plot([x_run - width / 2, x_run + width / 2], [1.2 * s["triad_GBps"]] * 2, "k-", lw=1.5,
+                    label="goal: 1.2x that run's triad" if d == 0 and r == 0 else None)
+    ax.set_xticks(range(len(results["dtypes"])), results["dtypes"])
+    ax.set_ylabel("GB/s (counted bytes / median time)")
+    ax.set_title(f"fused per-step update vs DRAM triad, 1 thread, {len(runs)} runs "
+                 f"(B={results['sizes']['B']}, H={results['sizes']['H']}, I={results['sizes']['I']})",
+                 fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(True, axis="y", lw=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+SEGMENT_OPS = (("bptt_segment", "BPTT (forward + backward)"),
+               ("rtrl_segment", "RTRL segment form"),
+               ("forward_rtrl_segment", "forward + RTRL segment form"),
+               ("rtrl_segment_no_input_grad", "RTRL segment form, no input gradient"),
+               ("step_loop", "T calls of the per-step kernel"))
+
+
+def plot_segment(results: dict, path: str) -> None:
+    """One unroll, times relative to BPTT (median over the 1-thread runs), per dtype and B."""
+    plt = _pyplot()
+    runs = _runs(results, 1)
+    panels = [(dn, B) for dn in results["dtypes"] for B in runs[0]["segment"][dn]]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.8), sharey=True,
+                             squeeze=False)
+    for ax, (dn, B) in zip(axes[0], panels):
+        ms = {k: _median([r["segment"][dn][B]["times_ms"][k] for r in runs]) for k, _ in SEGMENT_OPS}
+        rel = [ms[k] / ms["bptt_segment"] for k, _ in SEGMENT_OPS]
+        ax.barh(range(len(SEGMENT_OPS)), rel, color=["0.6", "C0", "C2", "C0", "C3"])
+        for y, (value, (k, _)) in enumerate(zip(rel, SEGMENT_OPS)):
+            ax.text(value, y, f" {value:.2f} ({ms[k]:.1f} ms)", va="center", fontsize=7)
+        ax.axvline(1.2, color="k", ls=":", lw=0.8)
+        ax.set_title(f"{dn}, B={B}, T={results['sizes']['T']}", fontsize=9)
+        ax.set_xlabel("time / BPTT")
+        ax.set_xlim(0, max(rel) * 1.6)
+    axes[0][0].set_yticks(range(len(SEGMENT_OPS)), [label for _, label in SEGMENT_OPS], fontsize=8)
+    axes[0][0].invert_yaxis()
+    fig.suptitle("one unroll, 1 thread (dotted: the 1.2x BPTT goal)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
