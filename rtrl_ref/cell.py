@@ -57,9 +57,11 @@ def cell_step_backward(g_c, cache: CellCache, p: ELSTMParams):
     g_zpre = g_c * cache.dc_dzpre                                    # (..., H)
     g_fpre = g_c * cache.dc_dfpre                                    # (..., H)
     g_c_tm1 = g_c * cache.dc_dctm1                                   # (..., H)
-    g_x = g_zpre @ p.W_z + g_fpre @ p.W_f                            # (..., I)
     g_zpre_2d = g_zpre.reshape(-1, H)                                # (N, H)
     g_fpre_2d = g_fpre.reshape(-1, H)                                # (N, H)
+    # as 2-D GEMMs over all N rows: a (T, B, H) @ (H, I) product runs as T GEMMs of B rows
+    # (8.6 -> 7.0 ms at T=50, B=32, H=256, I=257, float32, one thread)
+    g_x = (g_zpre_2d @ p.W_z + g_fpre_2d @ p.W_f).reshape(g_c.shape[:-1] + (I,))   # (..., I)
     x_2d = cache.x_t.reshape(-1, I)                                  # (N, I)
     c_tm1_2d = cache.c_tm1.reshape(-1, H)                            # (N, H)
     grads = ELSTMParams(
