@@ -175,12 +175,17 @@ def _short(obj):
     return obj
 
 
-def plot_memory(m: dict, path: str) -> None:
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_memory(m: dict, path: str) -> None:
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     T = m["T"]
     ax.loglog(T, [b / 2**20 for b in m["rtrl_bytes"]], "o-", label="RTRL, segment form, unroll 50")
@@ -200,15 +205,6 @@ def plot_memory(m: dict, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_bandwidth(results: dict, path: str) -> None:
