@@ -20,7 +20,8 @@ gymnasium's episode statistics then report lengths one short).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

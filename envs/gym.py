@@ -10,7 +10,8 @@ observation of a truncated episode is not kept (IMPALA-style learners do not boo
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

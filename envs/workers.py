@@ -14,7 +14,8 @@ from __future__ import annotations
 import multiprocessing
 import time
 import traceback
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 SAFE_START_METHODS = ("spawn", "forkserver")
 

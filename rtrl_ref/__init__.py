@@ -25,11 +25,10 @@ Modules, one block of the derivation each:
     kernels     the backend interface (numpy reference, numba, cupy)
 """
 
-from rtrl_ref.params import ELSTMParams, OutGateParams, init_elstm, init_out_gate
-from rtrl_ref.cell import CellCache, cell_step, cell_step_backward
-from rtrl_ref.out_gate import OutGateCache, out_gate, immediate_g_c
-from rtrl_ref.unroll import elstm_forward
 from rtrl_ref.bptt import BPTTResult, adjoint, bptt, tbptt
+from rtrl_ref.cell import CellCache, cell_step, cell_step_backward
+from rtrl_ref.out_gate import OutGateCache, immediate_g_c, out_gate
+from rtrl_ref.params import ELSTMParams, OutGateParams, init_elstm, init_out_gate
 from rtrl_ref.rtrl import (
     RTRLState,
     Traces,
@@ -41,6 +40,7 @@ from rtrl_ref.rtrl import (
     zero_state,
     zero_traces,
 )
+from rtrl_ref.unroll import elstm_forward
 
 __all__ = [
     "ELSTMParams", "OutGateParams", "init_elstm", "init_out_gate",

@@ -35,10 +35,10 @@ class ELSTMParams(NamedTuple):
         """(H, I)."""
         return self.W_z.shape
 
-    def astype(self, dtype) -> "ELSTMParams":
+    def astype(self, dtype) -> ELSTMParams:
         return ELSTMParams(*(a.astype(dtype) for a in self))
 
-    def validate(self, name: str = "params") -> "ELSTMParams":
+    def validate(self, name: str = "params") -> ELSTMParams:
         check_array(f"{name}.W_z", self.W_z, (None, None))
         H, I = self.W_z.shape
         dtype = check_float_dtype(f"{name}.W_z", self.W_z)
@@ -52,10 +52,10 @@ class OutGateParams(NamedTuple):
     W_o: np.ndarray  # (H, I + H) reads [x_t ; c_t]
     b_o: np.ndarray  # (H,)
 
-    def astype(self, dtype) -> "OutGateParams":
+    def astype(self, dtype) -> OutGateParams:
         return OutGateParams(*(a.astype(dtype) for a in self))
 
-    def validate(self, H: int, I: int, dtype, name: str = "out_params") -> "OutGateParams":
+    def validate(self, H: int, I: int, dtype, name: str = "out_params") -> OutGateParams:
         check_array(f"{name}.W_o", self.W_o, (("H", H), ("I+H", I + H)), dtype)
         check_array(f"{name}.b_o", self.b_o, (("H", H),), dtype)
         return self

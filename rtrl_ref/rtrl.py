@@ -47,7 +47,7 @@ class Traces(NamedTuple):
     b_z: np.ndarray  # (B, H)
     b_f: np.ndarray  # (B, H)
 
-    def copy(self) -> "Traces":
+    def copy(self) -> Traces:
         return Traces(*(a.copy() for a in self))
 
 

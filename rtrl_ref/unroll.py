@@ -6,8 +6,6 @@ element is zeroed before step t is computed (and so are its RTRL traces, see rtr
 
 from __future__ import annotations
 
-import numpy as np
-
 from rtrl_ref.cell import CellCache, cell_step, stack_caches
 from rtrl_ref.params import ELSTMParams
 from rtrl_ref.validate import check_array, check_reset

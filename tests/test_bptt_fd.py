@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
+from rtrl_ref.bptt import bptt
 from verify.compare import tolerance
 from verify.fd import check_against_fd
 from verify.mutants import drop_wz_term
-from verify.problem import bptt_grads, loss, make_problem, ProblemGrads
+from verify.problem import ProblemGrads, bptt_grads, loss, make_problem
 from verify.strategies import describe, problems
-from rtrl_ref.bptt import bptt
 
 TOL = tolerance("fd", np.float64)
 

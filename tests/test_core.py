@@ -7,12 +7,13 @@ h_t. The tbptt learner must equal the unroll-truncated reference and differ from
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rtrl_ref.bptt import bptt, tbptt
-from rtrl_ref.core import core_backward, core_forward, init_core, init_state
 from rtrl_ref.out_gate import immediate_g_c, out_gate
 from rtrl_ref.params import ELSTMParams
+from rtrl_ref.r2ac.core import core_backward, core_forward, init_core, init_state
 from rtrl_ref.unroll import elstm_forward
 from verify.compare import assert_close, assert_fields_close, compare_fields, tolerance
 from verify.problem import readout_loss
@@ -118,7 +119,7 @@ def test_immediate_and_frozen_stem_gradients():
 
 
 def test_learner_names_are_checked():
-    from rtrl_ref.core import check_learner
+    from rtrl_ref.r2ac.core import check_learner
 
     with pytest.raises(ValueError, match="learner: expected one of"):
         check_learner("bptt")

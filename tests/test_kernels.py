@@ -12,14 +12,15 @@ import textwrap
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rtrl_ref import rtrl
 from rtrl_ref.cell import CellCache
 from rtrl_ref.kernels import available_backends, get_backend
 from rtrl_ref.params import ELSTMParams
 from rtrl_ref.rtrl import Traces, rtrl_segment, rtrl_sequence
-from verify.compare import assert_fields_close, compare_fields, tolerance, to_numpy
+from verify.compare import assert_fields_close, compare_fields, to_numpy, tolerance
 from verify.problem import RESET_PATTERNS, bptt_grads, reset_mask
 from verify.strategies import describe, problems
 

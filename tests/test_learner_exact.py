@@ -8,16 +8,16 @@ eLSTM gradient differs from the exact one.
 """
 
 import numpy as np
-import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import envs
-from rtrl_ref.agent.heads import action_log_probs, sample_actions
-from rtrl_ref.agent.loss import actor_critic_loss
-from rtrl_ref.agent.tree import tree_leaves, tree_map
-from rtrl_ref.agent.vtrace import vtrace
-from rtrl_ref.core import init_state
-from rtrl_ref.network import AgentSpec, act, init_agent, unroll_backward, unroll_forward
+from rtrl_ref.r2ac.core import init_state
+from rtrl_ref.r2ac.heads import action_log_probs, sample_actions
+from rtrl_ref.r2ac.loss import actor_critic_loss
+from rtrl_ref.r2ac.network import AgentSpec, act, init_agent, unroll_backward, unroll_forward
+from rtrl_ref.r2ac.tree import tree_leaves, tree_map
+from rtrl_ref.r2ac.vtrace import vtrace
 from verify.compare import compare, tolerance
 
 EXACT = tolerance("exact", np.float64)

@@ -5,11 +5,21 @@ import zipfile
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from verify.oracle import (GOLDEN, CaseSpec, MalformedInput, check_callable, check_candidate,
-                           compute_outputs, load_case, make_case, write_case)
-from verify.oracle import schema
+from verify.oracle import (
+    GOLDEN,
+    CaseSpec,
+    MalformedInput,
+    check_callable,
+    check_candidate,
+    compute_outputs,
+    load_case,
+    make_case,
+    schema,
+    write_case,
+)
 from verify.oracle.__main__ import main as oracle_main
 from verify.oracle.case import GOLDEN_DIR
 from verify.oracle.io import write_npz

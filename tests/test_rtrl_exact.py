@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from rtrl_ref import elstm_forward, rtrl_segment, rtrl_sequence, tbptt, bptt
+from rtrl_ref import bptt, rtrl_segment, rtrl_sequence, tbptt
 from rtrl_ref.rtrl import Traces
 from verify.compare import assert_close, assert_fields_close, compare_fields, tolerance
 from verify.dense import dense_rtrl

@@ -7,9 +7,9 @@ import signal
 import numpy as np
 import pytest
 
-from rtrl_ref.config import Config, build_parser, make_config
-from rtrl_ref.loop import TrainingStopped, train
-from rtrl_ref.runs import read_config, read_log
+from rtrl_ref.r2ac.config import Config, build_parser, make_config
+from rtrl_ref.r2ac.loop import TrainingStopped, train
+from rtrl_ref.r2ac.runs import read_config, read_log
 
 TINY = ["--num-envs", "4", "--unroll", "3", "--hidden", "6", "--features", "8",
         "--total-frames", "48", "--log-every", "1", "--no-progress", "--backend", "numpy"]
@@ -73,7 +73,7 @@ def test_mismatched_checkpoint_is_refused(tmp_path):
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
-    import rtrl_ref.loop as loop
+    import rtrl_ref.r2ac.loop as loop
 
     first = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--run-name", "r"))
     before = digest(first.run_dir / "checkpoint.npz")
@@ -91,7 +91,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path, monkeypat
 
 
 def test_interrupt_saves_and_exits_cleanly(tmp_path, monkeypatch):
-    import rtrl_ref.loop as loop
+    import rtrl_ref.r2ac.loop as loop
 
     real = loop.learner_step
 
@@ -112,8 +112,8 @@ def test_interrupt_saves_and_exits_cleanly(tmp_path, monkeypatch):
 
 
 def test_evaluate_and_plot_commands(tmp_path):
-    from rtrl_ref.evaluate import main as evaluate_main
-    from rtrl_ref.plot import main as plot_main
+    from rtrl_ref.r2ac.evaluate import main as evaluate_main
+    from rtrl_ref.r2ac.plot import main as plot_main
 
     run = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--run-name", "r")).run_dir
     assert evaluate_main([str(run), "--episodes", "5", "--num-envs", "2"]) == 0
@@ -124,7 +124,7 @@ def test_evaluate_and_plot_commands(tmp_path):
 
 
 def test_evaluate_random_policy_needs_no_checkpoint_and_scores_chance(tmp_path):
-    from rtrl_ref.evaluate import evaluate_run
+    from rtrl_ref.r2ac.evaluate import evaluate_run
 
     run = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--run-name", "r")).run_dir
     (run / "checkpoint.npz").unlink()
@@ -170,7 +170,7 @@ def test_resume_refuses_changed_model_options(tmp_path):
 
 
 def test_copy_task_runs_fully_online_through_the_cli():
-    from rtrl_ref.train import main
+    from rtrl_ref.r2ac.train import main
 
     assert main(["--env", "memory:copy?max_len=2", "--hidden", "8", "--num-envs", "4",
                  "--total-frames", "64", "--no-progress", "--backend", "numpy"]) == 0
@@ -179,7 +179,7 @@ def test_copy_task_runs_fully_online_through_the_cli():
 
 
 def test_copy_online_logs_and_plots_its_curve(tmp_path):
-    from rtrl_ref.copy_online import main as copy_main
+    from rtrl_ref.r2ac.copy_online import main as copy_main
 
     log = tmp_path / "copy.csv"
     assert copy_main(["--max-len", "2", "--hidden", "8", "--max-sequences", "640", "--backend", "numpy",

@@ -24,16 +24,28 @@ import json
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from rtrl_ref.kernels import BACKENDS, available_backends
 from verify import broken
 from verify.audit_checks import (
-    REFERENCE, Implementation, Row, backend_vs_numpy, bptt_vs_fd, dense_vs_rtrl, failed,
-    oracle_golden, rtrl_segment_vs_bptt, rtrl_step_vs_bptt, setup, skipped, tbptt_bias,
+    REFERENCE,
+    Implementation,
+    Row,
+    backend_vs_numpy,
+    bptt_vs_fd,
+    dense_vs_rtrl,
+    failed,
+    oracle_golden,
+    rtrl_segment_vs_bptt,
+    rtrl_step_vs_bptt,
+    setup,
+    skipped,
+    tbptt_bias,
 )
 from verify.compare import tolerance
 from verify.problem import REGIMES, RESET_PATTERNS
@@ -314,8 +326,8 @@ def to_markdown(res: AuditResult) -> str:
              f"--dtype {','.join(o.dtypes)} --backend {','.join(o.backends)}`  ",
              f"Environment: {env}  ",
              f"Backends available: {', '.join(res.available)}  ",
-             f"Tolerances: rel = max|a - b| / max|b| (verify.compare); `>=` rows are biases that "
-             f"must be measurable; negative twins must fail.", "",
+             "Tolerances: rel = max|a - b| / max|b| (verify.compare); `>=` rows are biases that "
+             "must be measurable; negative twins must fail.", "",
              f"**{res.summary()}**", "", "## Summary by family", "",
              "| family | rows | passed | failed | skipped | max rel/tol | min bias/threshold |",
              "|---|---:|---:|---:|---:|---:|---:|"]

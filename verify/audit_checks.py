@@ -7,7 +7,8 @@ deliberately wrong ones from verify.broken and require the same check to fail.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 

@@ -14,7 +14,7 @@ is checked to an absolute 1e-9 * (1 + |L|), still 100x above the noise.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -326,8 +326,7 @@ def memory(H: int, I: int, dtype: str, T_grid: list[int], B_state: int, T_state:
 def warm_start() -> dict:
     """First call of every library kernel, float32 and float64, in this (fresh) process."""
     t_import = time.perf_counter()
-    from rtrl_ref.kernels import (adjoint_numba, forward_numba, numba_backend, segment_numba,
-                                  step_numba)
+    from rtrl_ref.kernels import adjoint_numba, forward_numba, numba_backend, segment_numba, step_numba
     import_s = time.perf_counter() - t_import
     kernels = {
         "step_serial": step_numba.step_serial, "step_parallel": step_numba.step_parallel,

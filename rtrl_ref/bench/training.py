@@ -33,8 +33,8 @@ def env_only_fps(env_spec: str, num_envs: int, frames: int, seed: int) -> float:
 
 
 def learner_fps(env_spec: str, learner: str, frames: int, extra: list[str], seed: int) -> float:
-    from rtrl_ref.config import make_config
-    from rtrl_ref.loop import train
+    from rtrl_ref.r2ac.config import make_config
+    from rtrl_ref.r2ac.loop import train
 
     with tempfile.TemporaryDirectory() as tmp:
         config = make_config(["--env", env_spec, "--learner", learner, "--total-frames", str(frames),
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median reported)")
     parser.add_argument("--out", type=Path, default=None, help="JSON output file")
     args, extra = parser.parse_known_args(argv)
-    from rtrl_ref.config import make_config
+    from rtrl_ref.r2ac.config import make_config
 
     num_envs = make_config(["--env", args.env, *extra]).num_envs
     learners = ("rtrl", "tbptt", "feedforward")

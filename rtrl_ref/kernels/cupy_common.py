@@ -11,7 +11,7 @@ from rtrl_ref.validate import check_array
 CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def raw_kernel(source: str, name: str, dtype_name: str):
     """Compile `source` with `real` = the C type of dtype_name (cached per dtype)."""
     import cupy

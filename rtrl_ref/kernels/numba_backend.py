@@ -17,8 +17,11 @@ from __future__ import annotations
 import os
 from types import SimpleNamespace
 
-from rtrl_ref.kernels import numba_config  # noqa: F401  (threading layer before any kernel)
-from rtrl_ref.kernels import segment_numba, step_numba
+from rtrl_ref.kernels import (
+    numba_config,  # noqa: F401  (threading layer before any kernel)
+    segment_numba,
+    step_numba,
+)
 
 
 def default_parallel() -> bool:

@@ -25,8 +25,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from rtrl_ref.kernels.numba_config import (
-    JIT, JIT_PARALLEL, as_input, as_output, kernel_dtype, n_chunks_for)
+from rtrl_ref.kernels.numba_config import JIT, JIT_PARALLEL, as_input, as_output, kernel_dtype, n_chunks_for
 from rtrl_ref.params import ELSTMParams
 from rtrl_ref.rtrl import Traces, segment_vector_pass
 from rtrl_ref.validate import check_array

@@ -34,8 +34,7 @@ import numba
 import numpy as np
 
 from rtrl_ref.cell import CellCache
-from rtrl_ref.kernels.numba_config import (
-    JIT, JIT_PARALLEL, as_input, as_keep, as_output, kernel_dtype, n_chunks_for)
+from rtrl_ref.kernels.numba_config import JIT, JIT_PARALLEL, as_input, as_keep, as_output, kernel_dtype, n_chunks_for
 from rtrl_ref.params import ELSTMParams
 from rtrl_ref.rtrl import Traces
 from rtrl_ref.validate import check_array

@@ -14,6 +14,7 @@ Bugs for the checker's negative tests: "no_wz_term" drops gz * w_z from the Jaco
 from __future__ import annotations
 
 import sys
+
 import jax
 import numpy as np
 

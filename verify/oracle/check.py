@@ -14,8 +14,9 @@ element exists. A zero reference (possible only in hand-made cases) is compared 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 

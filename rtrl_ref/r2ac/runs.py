@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from rtrl_ref.config import Config
+from rtrl_ref.r2ac.config import Config
 
 LOG_FIELDS = ("frames", "updates", "seconds", "fps", "episodes", "mean_return", "mean_length",
               "loss", "pg_loss", "baseline_loss", "entropy", "grad_norm", "lr")

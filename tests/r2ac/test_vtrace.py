@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from rtrl_ref.agent.vtrace import vtrace, vtrace_slow_reference
+from rtrl_ref.r2ac.vtrace import vtrace, vtrace_slow_reference
 from verify.compare import compare, tolerance
 
 EXACT = tolerance("exact", np.float64)

@@ -11,16 +11,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rtrl_ref.agent.checkpoint import load_checkpoint, rng_from_state, rng_state, save_checkpoint
-from rtrl_ref.agent.heads import action_log_probs, sample_actions
-from rtrl_ref.agent.loss import actor_critic_loss
-from rtrl_ref.agent.optim import clip_by_global_norm, linear_decay, rmsprop_init, rmsprop_update
-from rtrl_ref.agent.tree import tree_map
-from rtrl_ref.agent.vtrace import vtrace
-from rtrl_ref.config import Config
-from rtrl_ref.core import init_state
-from rtrl_ref.network import AgentSpec, act, init_agent, resolve_stem, unroll_backward, unroll_forward
-from rtrl_ref.runs import CSVLog, new_run_dir, write_config
+from rtrl_ref.r2ac.checkpoint import load_checkpoint, rng_from_state, rng_state, save_checkpoint
+from rtrl_ref.r2ac.config import Config
+from rtrl_ref.r2ac.core import init_state
+from rtrl_ref.r2ac.heads import action_log_probs, sample_actions
+from rtrl_ref.r2ac.loss import actor_critic_loss
+from rtrl_ref.r2ac.network import AgentSpec, act, init_agent, resolve_stem, unroll_backward, unroll_forward
+from rtrl_ref.r2ac.optim import clip_by_global_norm, linear_decay, rmsprop_init, rmsprop_update
+from rtrl_ref.r2ac.runs import CSVLog, new_run_dir, write_config
+from rtrl_ref.r2ac.tree import tree_map
+from rtrl_ref.r2ac.vtrace import vtrace
 
 CHECKPOINT_FILE = "checkpoint.npz"
 
@@ -228,7 +228,7 @@ def load_run_checkpoint(run_dir: Path, params, opt_state):
 
 
 def _plot(run_dir: Path) -> None:
-    from rtrl_ref.plot import plot_runs
+    from rtrl_ref.r2ac.plot import plot_runs
 
     try:
         plot_runs([run_dir], run_dir / "curve.png")

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-import rtrl_ref.agent.stems as stems
-from rtrl_ref.agent.conv import max_pool2d_backward
-from rtrl_ref.agent.stems import STEMS, get_stem, init_impala, init_mlp, init_nature
-from rtrl_ref.agent.tree import tree_leaves, tree_map
+import rtrl_ref.r2ac.stems as stems
+from rtrl_ref.r2ac.conv import max_pool2d_backward
+from rtrl_ref.r2ac.stems import STEMS, get_stem, init_impala, init_mlp, init_nature
+from rtrl_ref.r2ac.tree import tree_leaves, tree_map
 from verify.compare import assert_close, tolerance
 from verify.fd import check_against_fd
 

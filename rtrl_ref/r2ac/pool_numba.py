@@ -1,6 +1,6 @@
 """Max-pooling kernels (Numba): forward with argmax, and the gradient scatter.
 
-Reproduce the NumPy reference in `rtrl_ref.agent.conv` (`max_pool2d_numpy` and
+Reproduce the NumPy reference in `rtrl_ref.r2ac.conv` (`max_pool2d_numpy` and
 `max_pool2d_backward_numpy`): for every channel c, sample n and output cell (i, j),
 
     y[c, n, i, j]      = max over the window u, v in [0, K) of xpad[c, n, S i + u, S j + v]

@@ -6,12 +6,17 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
-from rtrl_ref.agent.layers import LinearParams
-from rtrl_ref.agent.optim import (
-    adam_init, adam_update, clip_by_global_norm, global_norm, linear_decay, rmsprop_init,
+from rtrl_ref.r2ac.layers import LinearParams
+from rtrl_ref.r2ac.optim import (
+    adam_init,
+    adam_update,
+    clip_by_global_norm,
+    global_norm,
+    linear_decay,
+    rmsprop_init,
     rmsprop_update,
 )
-from rtrl_ref.agent.tree import tree_leaves, tree_map, tree_size, tree_unflatten, tree_zeros_like
+from rtrl_ref.r2ac.tree import tree_leaves, tree_map, tree_size, tree_unflatten, tree_zeros_like
 
 
 class Net(NamedTuple):      # a nested tree: NamedTuple of NamedTuple, tuple and dict

@@ -1,7 +1,7 @@
 """The R2AC network: stem -> [features ; clipped reward] -> eLSTM core -> heads.
 
     x_t      = [stem(obs_t) ; clip(r_t)]          (B, I),  I = features + 1
-    h_t      = core(x_t)                          eLSTM + output gate (rtrl_ref.core)
+    h_t      = core(x_t)                          eLSTM + output gate (rtrl_ref.r2ac.core)
     logits_t, v_t = heads(h_t)                    (B, A), (B,)
 
 r_t is the reward that arrived with obs_t; it is zeroed on reset steps (it belongs to the
@@ -15,12 +15,18 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rtrl_ref.agent.heads import heads_backward, heads_forward, init_heads
-from rtrl_ref.agent.stems import get_stem
-from rtrl_ref.core import (
-    CoreParams, CoreState, check_learner, core_backward, core_forward, core_out_features, core_step,
+from rtrl_ref.r2ac.core import (
+    CoreParams,
+    CoreState,
+    check_learner,
+    core_backward,
+    core_forward,
+    core_out_features,
+    core_step,
     init_core,
 )
+from rtrl_ref.r2ac.heads import heads_backward, heads_forward, init_heads
+from rtrl_ref.r2ac.stems import get_stem
 
 
 class AgentParams(NamedTuple):

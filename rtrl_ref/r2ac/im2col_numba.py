@@ -1,6 +1,6 @@
 """col2im kernel (Numba) for the convolutions' input gradient.
 
-Reproduces the NumPy reference `rtrl_ref.agent.conv.col2im_numpy`: for channel c, kernel cell
+Reproduces the NumPy reference `rtrl_ref.r2ac.conv.col2im_numpy`: for channel c, kernel cell
 (u, v), sample n and output cell (i, j), with r = (c KY + u) KX + v and q = (n OY + i) OX + j,
 
     g_x[n, c, S i + u - P, S j + v - P] += g_cols[r, q]     (cells inside the image only)

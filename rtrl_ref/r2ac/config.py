@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, field
 
-from rtrl_ref.core import LEARNERS, STEM_GRADS
+from rtrl_ref.r2ac.core import LEARNERS, STEM_GRADS
 
 STEM_NAMES = ("auto", "nature", "impala", "mlp", "identity")
 
@@ -137,7 +137,8 @@ RESUMABLE = ("total_frames", "progress", "checkpoint_minutes", "log_every", "bac
 def resume_config(flags: dict) -> Config:
     """The saved config of the run, with the few flags that may change on resume."""
     import dataclasses as dc
-    from rtrl_ref.runs import read_config
+
+    from rtrl_ref.r2ac.runs import read_config
 
     saved = read_config(flags["resume"])
     changed = {k: v for k, v in flags.items() if k in RESUMABLE}

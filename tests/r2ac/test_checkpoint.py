@@ -6,14 +6,18 @@ import zipfile
 import numpy as np
 import pytest
 
-import rtrl_ref.agent.checkpoint as ckpt
-from rtrl_ref.agent.checkpoint import (
-    load_checkpoint, read_checkpoint, rng_from_state, rng_state, save_checkpoint,
+import rtrl_ref.r2ac.checkpoint as ckpt
+from rtrl_ref.r2ac.checkpoint import (
+    load_checkpoint,
+    read_checkpoint,
+    rng_from_state,
+    rng_state,
+    save_checkpoint,
 )
-from rtrl_ref.agent.heads import init_heads
-from rtrl_ref.agent.optim import adam_init, rmsprop_init
-from rtrl_ref.agent.stems import init_mlp
-from rtrl_ref.agent.tree import tree_leaves, tree_map
+from rtrl_ref.r2ac.heads import init_heads
+from rtrl_ref.r2ac.optim import adam_init, rmsprop_init
+from rtrl_ref.r2ac.stems import init_mlp
+from rtrl_ref.r2ac.tree import tree_leaves, tree_map
 
 
 def make_trees(seed=0):

@@ -10,7 +10,8 @@ A leaf is anything with `shape` and `dtype` (NumPy or CuPy arrays, NumPy scalars
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rtrl_ref.xp import array_module
 

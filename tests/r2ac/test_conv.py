@@ -2,11 +2,20 @@
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, strategies as st
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
-from rtrl_ref.agent.conv import (
-    ConvParams, PoolCache, col2im, conv2d, conv2d_backward, im2col, init_conv, max_pool2d,
-    max_pool2d_backward, out_size,
+from rtrl_ref.r2ac.conv import (
+    ConvParams,
+    PoolCache,
+    col2im,
+    conv2d,
+    conv2d_backward,
+    im2col,
+    init_conv,
+    max_pool2d,
+    max_pool2d_backward,
+    out_size,
 )
 from verify.compare import assert_close, tolerance
 from verify.fd import check_against_fd

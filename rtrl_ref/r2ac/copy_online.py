@@ -25,12 +25,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rtrl_ref.agent.layers import LinearParams, init_linear, linear, linear_backward, log_softmax
-from rtrl_ref.agent.optim import adam_init, adam_update, clip_by_global_norm
 from rtrl_ref.cell import cell_step
 from rtrl_ref.kernels import get_backend
 from rtrl_ref.out_gate import immediate_g_c, out_gate
 from rtrl_ref.params import ELSTMParams, OutGateParams, init_elstm, init_out_gate
+from rtrl_ref.r2ac.layers import LinearParams, init_linear, linear, linear_backward, log_softmax
+from rtrl_ref.r2ac.optim import adam_init, adam_update, clip_by_global_norm
 from rtrl_ref.rtrl import zero_grads, zero_traces
 
 
@@ -170,7 +170,7 @@ def plot_copy_log(log_path: str | Path, out: str | Path | None = None) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rtrl_ref.copy_online",
+    parser = argparse.ArgumentParser(prog="python -m rtrl_ref.copy_task",
                                      description="Fully online RTRL (step form, Adam) on the true copy task.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--max-len", type=int, default=5, help="longest pattern length L (sequence length 2L)")

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rtrl_ref.agent.tree import tree_leaves, tree_map, tree_zeros_like
+from rtrl_ref.r2ac.tree import tree_leaves, tree_map, tree_zeros_like
 
 
 class RMSPropState(NamedTuple):

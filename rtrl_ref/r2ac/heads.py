@@ -12,8 +12,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rtrl_ref.agent.layers import (
-    LinearCache, LinearParams, check_linear, init_linear, linear, linear_backward, log_softmax,
+from rtrl_ref.r2ac.layers import (
+    LinearCache,
+    LinearParams,
+    check_linear,
+    init_linear,
+    linear,
+    linear_backward,
+    log_softmax,
 )
 from rtrl_ref.validate import check_array
 

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from rtrl_ref.agent.loss import actor_critic_loss
+from rtrl_ref.r2ac.loss import actor_critic_loss
 from verify.compare import tolerance
 from verify.fd import check_against_fd
 

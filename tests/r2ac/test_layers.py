@@ -2,13 +2,25 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from rtrl_ref.agent.heads import (
-    HeadsParams, action_log_probs, heads_backward, heads_forward, init_heads, sample_actions,
+from rtrl_ref.r2ac.heads import (
+    HeadsParams,
+    action_log_probs,
+    heads_backward,
+    heads_forward,
+    init_heads,
+    sample_actions,
 )
-from rtrl_ref.agent.layers import (
-    LinearParams, init_linear, linear, linear_backward, log_softmax, relu, relu_backward,
+from rtrl_ref.r2ac.layers import (
+    LinearParams,
+    init_linear,
+    linear,
+    linear_backward,
+    log_softmax,
+    relu,
+    relu_backward,
 )
 from verify.compare import assert_close, tolerance
 from verify.fd import check_against_fd

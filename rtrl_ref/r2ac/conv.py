@@ -45,7 +45,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from rtrl_ref.agent.layers import init_weight_bias
+from rtrl_ref.r2ac.layers import init_weight_bias
 from rtrl_ref.validate import check_array, check_float_dtype
 
 
@@ -147,7 +147,7 @@ def col2im(g_cols, x_shape: tuple, KY: int, KX: int, stride: int, padding: int,
         return col2im_numpy(g_cols, x_shape, KY, KX, stride, padding)
     if backend != "numba":
         raise ValueError(f"backend: expected one of {COL2IM_BACKENDS}, got {backend!r}")
-    from rtrl_ref.agent import im2col_numba
+    from rtrl_ref.r2ac import im2col_numba
 
     N, C, Y, X = x_shape
     OY, OX = out_size(Y, KY, stride, padding), out_size(X, KX, stride, padding)
@@ -242,7 +242,7 @@ def max_pool2d(x, kernel: int = 3, stride: int = 2, padding: int = 1, validate: 
         return max_pool2d_numpy(x, kernel, stride, padding, OY, OX)
     if backend != "numba":
         raise ValueError(f"backend: expected one of {POOL_BACKENDS}, got {backend!r}")
-    from rtrl_ref.agent import pool_numba
+    from rtrl_ref.r2ac import pool_numba
 
     N, C = x.shape[:2]
     xpad = _pad_cnhw(x, padding, -np.inf)                             # (C, N, Yp, Xp)
@@ -258,7 +258,7 @@ def max_pool2d_backward(g_y, cache: PoolCache, backend: str = "numba"):
         return max_pool2d_backward_numpy(g_y, cache)
     if backend != "numba":
         raise ValueError(f"backend: expected one of {POOL_BACKENDS}, got {backend!r}")
-    from rtrl_ref.agent import pool_numba
+    from rtrl_ref.r2ac import pool_numba
 
     N, C, Y, X = cache.x_shape
     check_array("g_y", g_y, (("N", N), ("C", C)) + cache.argmax.shape[2:], finite=False)

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rtrl_ref.agent.layers import log_softmax
+from rtrl_ref.r2ac.layers import log_softmax
 from rtrl_ref.validate import check_array, check_float_dtype
 
 

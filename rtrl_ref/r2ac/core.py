@@ -25,7 +25,7 @@ from rtrl_ref.bptt import bptt
 from rtrl_ref.cell import CellCache, cell_step, cell_step_backward
 from rtrl_ref.out_gate import OutGateCache, immediate_g_c, out_gate
 from rtrl_ref.params import ELSTMParams, OutGateParams, init_elstm, init_out_gate
-from rtrl_ref.rtrl import RTRLState, Traces, rtrl_segment, zero_traces
+from rtrl_ref.rtrl import Traces, rtrl_segment, zero_traces
 from rtrl_ref.unroll import elstm_forward
 
 LEARNERS = ("rtrl", "tbptt", "feedforward")

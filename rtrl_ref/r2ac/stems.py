@@ -32,16 +32,32 @@ docs/results/atari-breakout/results.md).
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
-from rtrl_ref.agent.conv import (
-    ConvCache, ConvParams, PoolCache, check_conv, conv2d, conv2d_backward, init_conv, max_pool2d,
-    max_pool2d_backward, out_size,
+from rtrl_ref.r2ac.conv import (
+    ConvCache,
+    ConvParams,
+    PoolCache,
+    check_conv,
+    conv2d,
+    conv2d_backward,
+    init_conv,
+    max_pool2d,
+    max_pool2d_backward,
+    out_size,
 )
-from rtrl_ref.agent.layers import (
-    LinearCache, LinearParams, ReLUCache, check_linear, init_linear, linear, linear_backward, relu,
+from rtrl_ref.r2ac.layers import (
+    LinearCache,
+    LinearParams,
+    ReLUCache,
+    check_linear,
+    init_linear,
+    linear,
+    linear_backward,
+    relu,
     relu_backward,
 )
 from rtrl_ref.validate import check_array

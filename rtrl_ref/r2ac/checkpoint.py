@@ -5,7 +5,7 @@ One file, an uncompressed NumPy `.npz` archive:
     <tree>/<leaf name>   one array per leaf of each saved pytree (names from tree.py)
     __meta__             the metadata: UTF-8 JSON stored as a uint8 array
 
-    metadata = {"format": "rtrl_ref.agent.checkpoint", "schema_version": 1,
+    metadata = {"format": "rtrl_ref.r2ac.checkpoint", "schema_version": 1,
                 "arrays": {key: {"shape": [...], "dtype": "float32", "sha256": "..."}},
                 "meta": <the caller's JSON-serialisable dict: config, counters, RNG state, ...>}
 
@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rtrl_ref.agent.tree import tree_leaves, tree_unflatten
+from rtrl_ref.r2ac.tree import tree_leaves, tree_unflatten
 
-FORMAT = "rtrl_ref.agent.checkpoint"
+FORMAT = "rtrl_ref.r2ac.checkpoint"
 SCHEMA_VERSION = 1
 META_KEY = "__meta__"
 
