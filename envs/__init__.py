@@ -22,7 +22,7 @@ Families (spec `family:name[?key=value&...]`, options also as keyword arguments 
 The contract, the same for every family (envs/base.py):
 - `reset()` once, then `step(actions) -> StepResult(obs, reward, reset, episodes)`.
 - `reset[b]` True means obs[b] is the first observation of a new episode: zero the recurrent
-  state and RTRL traces of env b before processing it (DESIGN.md). The reward that arrives with
+  state and RTRL traces of env b before processing it (docs/derivation.md, Eq. 10). The reward that arrives with
   a reset is the last reward of the episode that just ended (raw; clipping is the learner's).
 - Episode statistics (`EpisodeStats(env, score, length)`) are raw and per whole episode; for
   Atari, per whole game even when lost lives end the learning episodes.

@@ -1,6 +1,6 @@
 """`atari:<Game>?backend=python`: the paper's Atari wrapper chain, step by step, in Python.
 
-The order of the baselines/torchbeast chain on `<Game>NoFrameskip-v4` (PAPER-FACTS.md 4.3),
+The order of the baselines/torchbeast chain on `<Game>NoFrameskip-v4` (as in the paper's Atari experiments),
 over one `ale_py.ALEInterface` per environment:
 
     NoopReset      a game starts with 1..noop_max single-frame no-ops (drawn per game)

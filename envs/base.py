@@ -8,7 +8,7 @@ environment (every reset flag is True at that step). Each `step(actions)` then g
     reward[b]  the raw reward of the action just taken (float32; it belongs to the episode that
                action was taken in, so on a reset step it is the last reward of the old episode)
     reset[b]   True when obs[b] starts a new episode: the recurrent state and the RTRL traces are
-               zeroed before obs[b] is processed (DESIGN.md, "Resets")
+               zeroed before obs[b] is processed (docs/derivation.md, Eq. 10)
 
 plus `episodes`: one `EpisodeStats` for every episode that ended in this step, with its raw
 (unclipped) undiscounted score and its length in agent steps. For Atari with life-loss episodes

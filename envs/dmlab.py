@@ -32,7 +32,7 @@ from envs.workers import SAFE_START_METHODS, InProcessPool, ProcessPool
 
 INSTALL = """\
 deepmind_lab is not installed, and no wheel of it exists on the package registries: build it
-from source (Linux, Bazel; docs/users/build.md of https://github.com/google-deepmind/lab):
+from source (Linux, Bazel; https://github.com/google-deepmind/lab/blob/master/docs/users/build.md):
 
     git clone https://github.com/google-deepmind/lab && cd lab
     # point Bazel at this Python (python_system.bzl / PYTHON_BIN_PATH), then:

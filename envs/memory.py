@@ -10,7 +10,7 @@ For a pattern of length L (drawn uniformly from [min_len, max_len]) and T = 2 * 
 The first blank of the input tells the learner that the pattern is over; from that very step on
 it must emit the bits in order. Loss and accuracy count the masked steps only, and *both* bit
 values count. (The paper's code ignored target bit "1" instead of the blank through a vocabulary
-quirk, PAPER-FACTS.md 5.1; that easier task is not reproduced here.) A sequence is correct when
+quirk in the paper's public code; that easier task is not reproduced here.) A sequence is correct when
 all its masked steps are.
 
 RL task `memory:cue?delay=N&cues=K` (one episode = N + 2 agent steps):

@@ -21,21 +21,22 @@ Modules, one block of the derivation each:
     out_gate    o_t = sigmoid(W_o [x_t; c_t] + b_o), h_t = o_t * c_t, and the immediate gradient g_c
     unroll      the forward pass over T steps with a per-step reset mask
     bptt        full BPTT (adjoint form) and truncated BPTT (sliding window or unroll cut)
-    rtrl        RTRL traces: the step form and the segment form
-    kernels     the backend interface (numpy reference, numba, cupy)
+    traces      RTRL traces (containers) and the NumPy reference of the trace operations
+    rtrl        RTRL drivers: the step form and the segment form
+    kernels     the backend interface (numpy reference, numba, cupy): `Backend`, `get_backend`
 """
 
 from rtrl_ref.bptt import BPTTResult, adjoint, bptt, tbptt
 from rtrl_ref.cell import CellCache, cell_step, cell_step_backward
+from rtrl_ref.kernels import Backend, get_backend
 from rtrl_ref.out_gate import OutGateCache, immediate_g_c, out_gate
 from rtrl_ref.params import ELSTMParams, OutGateParams, init_elstm, init_out_gate
-from rtrl_ref.rtrl import (
+from rtrl_ref.rtrl import RTRLResult, SegmentResult, rtrl_segment, rtrl_sequence
+from rtrl_ref.traces import (
     RTRLState,
     Traces,
     grads_from_traces,
     reset_state,
-    rtrl_segment,
-    rtrl_sequence,
     trace_step,
     zero_state,
     zero_traces,
@@ -50,4 +51,5 @@ __all__ = [
     "BPTTResult", "adjoint", "bptt", "tbptt",
     "RTRLState", "Traces", "grads_from_traces", "reset_state", "rtrl_segment", "rtrl_sequence",
     "trace_step", "zero_state", "zero_traces",
+    "RTRLResult", "SegmentResult", "Backend", "get_backend",
 ]

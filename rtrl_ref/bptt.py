@@ -1,15 +1,17 @@
 """Backpropagation through time for the eLSTM: full (adjoint form) and truncated.
 
-With g_c[t] = dL_t/dc_t the immediate gradients (T, B, H) and the effective diagonal Jacobian
-Jeff_t = J_t * (1 - reset_t), the adjoint (total gradient into c_t) is
+With g_c[t] = dL_t/dc_t the immediate gradients (T, B, H) (docs/derivation.md, Eq. 11) and the
+effective diagonal Jacobian Jeff_t = J_t * (1 - reset_t) (Eq. 10), the adjoint (total gradient
+into c_t, Eq. 12) is
 
     lam_{T-1} = g_c[T-1],     lam_t = g_c[t] + Jeff_{t+1} * lam_{t+1}
 
 and, because `cell_step_backward` is linear in its upstream gradient, every parameter gradient,
 the input gradients g_x (T, B, I) and g_c0 are one call of it on the whole trajectory with lam
-(one GEMM over all T*B rows per weight matrix).
+(one GEMM over all T*B rows per weight matrix, Eq. 13). `bptt(..., backend=...)` runs this on
+a backend's `bptt_unroll` when it has one (numba: a compiled adjoint sweep + the same GEMMs).
 
-Truncated BPTT(k), two conventions:
+Truncated BPTT(k) (Eq. 16), two conventions:
   - "window": the loss at step s flows back through steps s, s-1, ..., s-k+1 only;
   - "unroll": the sequence is cut into unrolls of k steps; gradients never cross a cut
     (the R2AC `tbptt` learner; its state is still carried across the cut).
@@ -23,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from rtrl_ref.cell import CellCache, cell_step_backward
+from rtrl_ref.kernels import Backend, get_backend
 from rtrl_ref.params import ELSTMParams
 from rtrl_ref.validate import check_array, check_reset
 from rtrl_ref.xp import array_module
@@ -83,9 +86,12 @@ def backward_from_adjoint(p: ELSTMParams, traj: CellCache, reset, lam) -> BPTTRe
     return BPTTResult(grads, g_x, g_c0, lam)
 
 
-def bptt(p: ELSTMParams, traj: CellCache, reset, g_c) -> BPTTResult:
+def bptt(p: ELSTMParams, traj: CellCache, reset, g_c, backend: str | Backend = "numpy") -> BPTTResult:
     """Full BPTT gradient of sum_t L_t given the immediate gradients g_c (T, B, H)."""
+    be = get_backend(backend)
     check_upstream(traj, reset, g_c)
+    if be.bptt_unroll is not None:
+        return BPTTResult(*be.bptt_unroll(p, traj, reset, g_c))
     return backward_from_adjoint(p, traj, reset, adjoint(traj, reset, g_c))
 
 

@@ -1,9 +1,9 @@
 """The output gate and the boundary between head gradients and RTRL.
 
-    o_t = sigmoid(W_o [x_t ; c_t] + b_o),   h_t = o_t * c_t     (no tanh on c_t)
+    o_t = sigmoid(W_o [x_t ; c_t] + b_o),   h_t = o_t * c_t     (no tanh on c_t; docs/derivation.md, Eq. 4)
 
 The gate reads the *new* cell c_t, so it sits outside the recurrence: its backward gives the
-immediate gradient g_c = dL_t/dc_t (through o_t and h_t at the same step only), which is what
+immediate gradient g_c = dL_t/dc_t (Eq. 11, through o_t and h_t at the same step only), which is what
 RTRL multiplies with the traces. Any leading dimensions: (B, ...) or (T, B, ...).
 """
 

@@ -1,10 +1,10 @@
 """Parameters of the eLSTM and of its output gate, and the paper's initialisation.
 
-eLSTM (DESIGN.md section 2):
+eLSTM (docs/derivation.md, Eqs. 1-3):
     z_t = tanh(W_z x_t + w_z * c_tm1 + b_z)
     f_t = sigmoid(W_f x_t + w_f * c_tm1 + b_f)
     c_t = f_t * c_tm1 + (1 - f_t) * z_t
-Output gate (outside the recurrence):
+Output gate (outside the recurrence, Eq. 4):
     o_t = sigmoid(W_o [x_t ; c_t] + b_o),   h_t = o_t * c_t
 
 Initialisation: every eLSTM tensor ~ N(0, 0.1^2), plus an optional forget bias added to b_f
@@ -66,7 +66,9 @@ def init_elstm(rng: np.random.Generator, I: int, H: int, dtype=np.float32,
     """Paper initialisation: each tensor ~ N(0, std^2); forget_bias is added to b_f."""
     if I < 1 or H < 1:
         raise ValueError(f"init_elstm: expected I >= 1 and H >= 1, got I={I}, H={H}")
-    draw = lambda *shape: (std * rng.standard_normal(shape)).astype(dtype)
+    def draw(*shape):
+        return (std * rng.standard_normal(shape)).astype(dtype)
+
     W_z = draw(H, I)                                 # (H, I)
     W_f = draw(H, I)                                 # (H, I)
     w_z = draw(H)                                    # (H,)

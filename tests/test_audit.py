@@ -6,7 +6,7 @@ import pytest
 
 from verify import broken
 from verify.audit import Options, main, run_audit
-from verify.audit_checks import REFERENCE
+from verify.checks import LIBRARY
 
 
 def rows_of(report: dict) -> list[dict]:
@@ -47,10 +47,10 @@ def test_every_family_has_a_negative_twin(float64_numpy_audit):
 
 
 @pytest.mark.parametrize("wrong, family", [
-    (REFERENCE._replace(rtrl_sequence=broken.rtrl_sequence_no_trace_reset), "rtrl step form vs bptt"),
-    (REFERENCE._replace(problem_grads=broken.bptt_grads_no_wz_term), "bptt vs finite differences"),
-    (REFERENCE._replace(rtrl_segment=broken.rtrl_segment_drop_carried), "rtrl segment form vs bptt"),
-    (REFERENCE._replace(tbptt=broken.tbptt_untruncated), "tbptt bias"),
+    (broken.mutant_drivers("no_trace_reset", None), "rtrl step form vs bptt"),
+    (LIBRARY._replace(problem_grads=broken.bptt_grads_no_wz_term), "bptt vs finite differences"),
+    (LIBRARY._replace(rtrl_segment=broken.rtrl_segment_drop_carried), "rtrl segment form vs bptt"),
+    (LIBRARY._replace(tbptt=broken.tbptt_untruncated), "tbptt bias"),
 ], ids=["rtrl-no-trace-reset", "bptt-no-wz-term", "segment-drops-carried", "tbptt-untruncated"])
 def test_audit_fails_on_a_wrong_gradient(tmp_path, capsys, wrong, family):
     status = main(["--quick", "--dtype", "float64", "--backend", "numpy",
@@ -68,7 +68,7 @@ def test_a_crashing_check_is_a_failure_not_a_crash(capsys):
         raise RuntimeError("kernel exploded")
 
     status = main(["--quick", "--dtype", "float32", "--backend", "numpy"],
-                  impl=REFERENCE._replace(rtrl_sequence=explode))
+                  impl=LIBRARY._replace(rtrl_sequence=explode))
     out = capsys.readouterr().out
     assert status == 1 and "raised RuntimeError: kernel exploded" in out
 

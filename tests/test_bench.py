@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rtrl_ref.bench import checks, pipelines, report
+from rtrl_ref.bench import checks, report
 from rtrl_ref.bench.__main__ import main as bench_main
 
 
@@ -13,32 +13,30 @@ def test_quick_benchmark_checks_pass():
     assert rows and not bad, "\n".join(bad)
 
 
-def test_negative_twin_broken_segment_pipeline_fails(monkeypatch):
-    """A segment-form pipeline that forgets the carried-in traces must fail the check."""
-    real = pipelines.rtrl_backward
+def test_negative_twin_broken_segment_backend_fails():
+    """A backend whose segment form forgets the carried-in traces must fail the check."""
+    be = checks.timed_backends()["numba-serial"]
 
-    def forgets_carried_traces(W, traj, keep, g_c, traces, parallel=False, input_grad=True):
-        zero = type(traces)(*(np.zeros_like(a) for a in traces))
-        return real(W, traj, keep, g_c, zero, parallel, input_grad)
+    def forgets_carried_traces(p, traj, reset, g_c, traces_in):
+        zero = type(traces_in)(*(np.zeros_like(a) for a in traces_in))
+        return be.segment_unroll(p, traj, reset, g_c, zero)
 
-    monkeypatch.setattr(pipelines, "rtrl_backward", forgets_carried_traces)
-    rows = checks.check_pipelines(5, 2, 3, 4, np.float64)
+    rows = checks.check_backend("broken", be._replace(segment_unroll=forgets_carried_traces), 5, 2, 3, 4, np.float64)
     failed = {r["name"] for r in rows if not r["ok"]}
-    assert any(name.startswith("rtrl_backward float64 grads") for name in failed), failed
-    assert not any(name.startswith("bptt_backward") for name in failed), failed
+    assert any(name.startswith("broken float64 rtrl_segment grads") for name in failed), failed
+    assert not any("bptt" in name for name in failed), failed
 
 
-def test_negative_twin_broken_bptt_pipeline_fails(monkeypatch):
-    real = pipelines.bptt_backward
+def test_negative_twin_broken_bptt_backend_fails():
+    be = checks.timed_backends()["numba-serial"]
 
-    def no_input_gradient(W, traj, keep, g_c):
-        grads, g_x, lam = real(W, traj, keep, g_c)
-        return grads, np.zeros_like(g_x), lam
+    def no_input_gradient(p, traj, reset, g_c):
+        grads, g_x, g_c0, lam = be.bptt_unroll(p, traj, reset, g_c)
+        return grads, np.zeros_like(g_x), g_c0, lam
 
-    monkeypatch.setattr(pipelines, "bptt_backward", no_input_gradient)
-    rows = checks.check_pipelines(5, 2, 3, 4, np.float32)
+    rows = checks.check_backend("broken", be._replace(bptt_unroll=no_input_gradient), 5, 2, 3, 4, np.float32)
     failed = {r["name"] for r in rows if not r["ok"]}
-    assert failed == {"bptt_backward float32 g_x"}, failed
+    assert failed and all(name.startswith("broken float32 bptt") and "g_x" in name for name in failed), failed
 
 
 def test_check_only_cli_exits_zero(capsys):
@@ -74,7 +72,7 @@ def test_verdicts_apply_the_goal_thresholds():
     assert v["5"]["met"] and v["5"]["first_T_where_bptt_exceeds_rtrl"] == 100 and v["7"]["met"]
     assert v["2"]["verdict"] == "skipped: torch not installed"
     # negative twin: the same results just past each threshold must fail
-    seg_bad = dict(seg_ok, step_loop_over_rtrl_same_outputs=3.9)
+    seg_bad = dict(seg_ok, step_loop_over_rtrl=3.9)
     results["ops_runs"] = [_ops_run(1, 1.19, seg_bad), _ops_run(2, 1.19, seg_bad, t_scale=1.31)]
     results["warm_start"]["first_calls_s"] = 1.01
     v = report.verdicts(results)

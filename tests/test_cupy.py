@@ -4,10 +4,8 @@ cupy included, are in test_kernels.py). Skips cleanly without cupy or without a 
 import numpy as np
 import pytest
 
-from rtrl_ref import rtrl
-from rtrl_ref.cell import CellCache
-from rtrl_ref.params import ELSTMParams
-from rtrl_ref.rtrl import Traces
+from rtrl_ref.traces import segment_carried_pass, trace_step_accumulate
+from verify.checks import carried_inputs, copy_tree, step_inputs
 from verify.compare import assert_fields_close, compare_fields, tolerance
 
 
@@ -18,7 +16,7 @@ def _cupy_or_none():
         return None
     try:
         return cupy if cupy.is_available() else None
-    except Exception:  # noqa: BLE001 - a broken CUDA install counts as unavailable
+    except Exception:  # a broken CUDA install counts as unavailable
         return None
 
 
@@ -35,18 +33,10 @@ def test_cupy_backend_unavailable_raises_clear_error():
     assert "cupy" not in available_backends()
 
 
-def _step_case(seed, B, H, I, dtype):
-    rng = np.random.default_rng(seed)
-    draw = lambda *shape: rng.standard_normal(shape).astype(dtype)
-    traces = Traces(draw(B, H, I), draw(B, H, I), draw(B, H), draw(B, H), draw(B, H), draw(B, H))
-    grads = ELSTMParams(draw(H, I), draw(H, I), draw(H), draw(H), draw(H), draw(H))
-    cache = CellCache(draw(B, I), *(draw(B, H) for _ in range(7)))
-    reset_t = rng.random(B) < 0.5                                     # (B,)
-    return traces, cache, reset_t, draw(B, H), grads
-
-
 def _same_buffer(a, b) -> bool:
-    ptr = lambda x: getattr(getattr(x, "data", None), "ptr", None)
+    def ptr(x):
+        return getattr(getattr(x, "data", None), "ptr", None)
+
     return a is b or (ptr(a) is not None and ptr(a) == ptr(b))
 
 
@@ -61,8 +51,8 @@ def test_step_updates_device_arrays_in_place(dtype):
     from rtrl_ref.kernels import get_backend
 
     be = get_backend("cupy")
-    traces, cache, reset_t, g_c_t, grads = _step_case(0, 5, 33, 130, dtype)
-    want_S, want_G = rtrl.trace_step_accumulate(traces.copy(), cache, reset_t, g_c_t, grads)
+    traces, cache, reset_t, g_c_t, grads = step_inputs(0, 5, 33, 130, dtype)
+    want_S, want_G = trace_step_accumulate(traces.copy(), cache, reset_t, g_c_t, copy_tree(grads))
     S_d, G_d = _dev(traces), _dev(grads)
     got_S, got_G = be.trace_step_accumulate(S_d, _dev(cache), cp.asarray(reset_t), cp.asarray(g_c_t), G_d)
     assert _same_buffer(got_S.W_z, S_d.W_z) and _same_buffer(got_G.W_f, G_d.W_f), \
@@ -81,11 +71,8 @@ def test_carried_pass_in_several_chunks(dtype, monkeypatch):
 
     T, B, H, I = 7, 5, 9, 17
     monkeypatch.setattr(segment_cupy, "MAX_CHUNK_BYTES", 2 * 2 * H * I * np.dtype(dtype).itemsize)
-    rng = np.random.default_rng(1)
-    draw = lambda *shape: rng.standard_normal(shape).astype(dtype)
-    traces = Traces(draw(B, H, I), draw(B, H, I), draw(B, H), draw(B, H), draw(B, H), draw(B, H))
-    args = (draw(B, H), draw(B, H), draw(T, B, H), draw(T, B, H), draw(T, B, I), draw(T, B, H))
-    want_G, want_S = rtrl.segment_carried_pass(traces.copy(), *args)
+    traces, *args = carried_inputs(1, T, B, H, I, dtype)
+    want_G, want_S = segment_carried_pass(traces.copy(), *args)
     carried_in = traces.copy()
     got_G, got_S = get_backend("cupy").segment_carried_pass(_dev(traces), *(cp.asarray(a) for a in args))
     tol = tolerance("kernel", dtype)
@@ -103,7 +90,7 @@ def test_cupy_rejects_bad_shapes():
     from rtrl_ref.kernels import get_backend
 
     be = get_backend("cupy")
-    traces, cache, reset_t, g_c_t, grads = _step_case(2, 3, 4, 5, np.float64)
+    traces, cache, reset_t, g_c_t, grads = step_inputs(2, 3, 4, 5, np.float64)
     with pytest.raises(ValueError, match=r"cache\.x_t: expected shape \(B=3, I=5\), got \(3, 6\)"):
         be.trace_step_accumulate(_dev(traces), _dev(cache._replace(x_t=np.zeros((3, 6)))),
                                  cp.asarray(reset_t), cp.asarray(g_c_t), _dev(grads))

@@ -1,8 +1,9 @@
-"""Every kernel backend == the NumPy reference (DESIGN.md section 4, item 3).
+"""Every kernel backend == the NumPy reference (verify.checks.check_backend_*).
 
 One test body per property runs against every available backend (numpy itself, numba serial and
 parallel, cupy where a GPU is present): float64 to round-off, float32 within the documented
-tolerance. Each check has a negative twin: a perturbed trace entry or a skipped reset must fail.
+tolerance. Each check has a negative twin: a perturbed trace entry, a skipped reset or an
+undecayed carried trace must fail.
 """
 
 import os
@@ -15,13 +16,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtrl_ref import rtrl
-from rtrl_ref.cell import CellCache
-from rtrl_ref.kernels import available_backends, get_backend
-from rtrl_ref.params import ELSTMParams
-from rtrl_ref.rtrl import Traces, rtrl_segment, rtrl_sequence
-from verify.compare import assert_fields_close, compare_fields, to_numpy, tolerance
-from verify.problem import RESET_PATTERNS, bptt_grads, reset_mask
+from rtrl_ref.kernels import available_backends
+from rtrl_ref.traces import segment_carried_pass, trace_step_accumulate
+from verify import broken, checks
+from verify.checks import carried_inputs, step_inputs
+from verify.compare import assert_all_ok, assert_fields_close, compare_fields, to_numpy, tolerance
+from verify.problem import RESET_PATTERNS
 from verify.strategies import describe, problems
 
 DTYPES = (np.float32, np.float64)
@@ -38,54 +38,19 @@ def _backend_params():
 
 @pytest.fixture(scope="module", params=_backend_params())
 def backend(request):
-    """(name, namespace, xp): the backend under test and its array module."""
+    """The backend under test: a name, or the parallel Numba backend object."""
     if request.param == "numba-parallel":
         from rtrl_ref.kernels import numba_backend
 
-        return "numba-parallel", numba_backend.backend(parallel=True), np
-    be = get_backend(request.param)
-    if request.param == "cupy":
-        import cupy
-
-        return "cupy", be, cupy
-    return request.param, be, np
+        return numba_backend.backend(parallel=True)
+    return request.param
 
 
 @pytest.fixture(scope="module",
                 params=[pytest.param(n, marks=pytest.mark.gpu) if n == "cupy" else n for n in available_backends()])
 def driver_backend(request):
-    """(name, xp) of a backend the drivers select by name."""
-    if request.param == "cupy":
-        import cupy
-
-        return "cupy", cupy
-    return request.param, np
-
-
-def _to(xp, tree):
-    """Move a NamedTuple of arrays to the backend's array module."""
-    return type(tree)(*(xp.asarray(a) for a in tree))
-
-
-def _random_step(seed, B, H, I, dtype, pattern):
-    """Random non-zero traces, grads and step coefficients (every code path touches a number)."""
-    rng = np.random.default_rng(seed)
-    draw = lambda *shape: rng.standard_normal(shape).astype(dtype)
-    traces = Traces(draw(B, H, I), draw(B, H, I), draw(B, H), draw(B, H), draw(B, H), draw(B, H))
-    grads = ELSTMParams(draw(H, I), draw(H, I), draw(H), draw(H), draw(H), draw(H))
-    x_t, c_tm1 = draw(B, I), draw(B, H)                                # (B, I), (B, H)
-    z_t, f_t, c_t = draw(B, H), draw(B, H), draw(B, H)                 # (B, H)
-    cache = CellCache(x_t, c_tm1, z_t, f_t, c_t, draw(B, H), draw(B, H), draw(B, H))
-    reset_t = reset_mask(rng, 1, B, pattern)[0]                        # (B,)
-    g_c_t = draw(B, H)                                                 # (B, H)
-    return traces, cache, reset_t, g_c_t, grads
-
-
-def _random_segment(seed, T, B, H, I, dtype):
-    rng = np.random.default_rng(seed)
-    draw = lambda *shape: rng.standard_normal(shape).astype(dtype)
-    traces = Traces(draw(B, H, I), draw(B, H, I), draw(B, H), draw(B, H), draw(B, H), draw(B, H))
-    return traces, draw(B, H), draw(B, H), draw(T, B, H), draw(T, B, H), draw(T, B, I), draw(T, B, H)
+    """The name of a backend the drivers select by name."""
+    return request.param
 
 
 sizes = dict(B=st.integers(1, 4), H=st.integers(1, 9), I=st.integers(1, 9))
@@ -98,15 +63,8 @@ sizes = dict(B=st.integers(1, 4), H=st.integers(1, 9), I=st.integers(1, 9))
 @given(seed=st.integers(0, 2**31 - 1), pattern=st.sampled_from(RESET_PATTERNS),
        dtype=st.sampled_from(DTYPES), **sizes)
 def test_trace_step_accumulate_matches_numpy(backend, seed, pattern, dtype, B, H, I):
-    name, be, xp = backend
-    traces, cache, reset_t, g_c_t, grads = _random_step(seed, B, H, I, dtype, pattern)
-    want_S, want_G = rtrl.trace_step_accumulate(traces.copy(), cache, reset_t, g_c_t, grads)
-    got_S, got_G = be.trace_step_accumulate(_to(xp, traces.copy()), _to(xp, cache), xp.asarray(reset_t),
-                                            xp.asarray(g_c_t), _to(xp, grads))
-    tol = tolerance("kernel", dtype)
-    where = f"{name} {np.dtype(dtype).name} B={B} H={H} I={I} reset={pattern}"
-    assert_fields_close(f"step traces ({where})", got_S, want_S, tol)
-    assert_fields_close(f"step grads ({where})", got_G, want_G, tol)
+    where = f"{checks.backend_name(backend)} {np.dtype(dtype).name} B={B} H={H} I={I} reset={pattern}"
+    assert_all_ok(checks.check_backend_step(backend, B, H, I, dtype, seed, pattern), where)
 
 
 @given(seed=st.integers(0, 2**31 - 1), pattern=st.sampled_from(RESET_PATTERNS),
@@ -116,69 +74,32 @@ def test_numba_step_unit_blocks_match_numpy(seed, pattern, dtype, B, H, I, paral
     """Several unit blocks and a partial one (blocks of 4 units forced by a tiny block budget)."""
     from rtrl_ref.kernels import numba_backend, step_numba
 
-    traces, cache, reset_t, g_c_t, grads = _random_step(seed, B, H, I, dtype, pattern)
-    want_S, want_G = rtrl.trace_step_accumulate(traces.copy(), cache, reset_t, g_c_t, grads)
     saved = step_numba.BLOCK_BYTES
     step_numba.BLOCK_BYTES = 1
     try:
         assert step_numba.block_units(I, np.dtype(dtype).itemsize) == 4
-        be = numba_backend.backend(parallel=parallel)
-        got_S, got_G = be.trace_step_accumulate(traces.copy(), cache, reset_t, g_c_t,
-                                                ELSTMParams(*(a.copy() for a in grads)))
+        rows = checks.check_backend_step(numba_backend.backend(parallel=parallel), B, H, I, dtype, seed, pattern)
     finally:
         step_numba.BLOCK_BYTES = saved
-    tol = tolerance("kernel", dtype)
-    where = f"numba parallel={parallel} {np.dtype(dtype).name} B={B} H={H} I={I} blocks of 4"
-    assert_fields_close(f"step traces ({where})", got_S, want_S, tol)
-    assert_fields_close(f"step grads ({where})", got_G, want_G, tol)
+    assert_all_ok(rows, f"numba parallel={parallel} {np.dtype(dtype).name} B={B} H={H} I={I} blocks of 4")
 
 
 @given(seed=st.integers(0, 2**31 - 1), T=st.integers(1, 8), dtype=st.sampled_from(DTYPES), **sizes)
 def test_segment_carried_pass_matches_numpy(backend, seed, T, dtype, B, H, I):
-    name, be, xp = backend
-    traces_in, *rest = _random_segment(seed, T, B, H, I, dtype)
-    want_G, want_S = rtrl.segment_carried_pass(traces_in.copy(), *rest)
-    got_G, got_S = be.segment_carried_pass(_to(xp, traces_in.copy()), *(xp.asarray(a) for a in rest))
-    tol = tolerance("kernel", dtype)
-    where = f"{name} {np.dtype(dtype).name} T={T} B={B} H={H} I={I}"
-    assert_fields_close(f"segment grads ({where})", got_G, want_G, tol)
-    assert_fields_close(f"segment traces ({where})", got_S, want_S, tol)
+    where = f"{checks.backend_name(backend)} {np.dtype(dtype).name} T={T} B={B} H={H} I={I}"
+    assert_all_ok(checks.check_backend_carried_pass(backend, T, B, H, I, dtype, seed), where)
 
 
 # ---------------------------------------------------------------------------------------------
 # drivers on real problems (regimes: saturated, forget gate open / closed; every reset pattern)
 
 
-def _driver_case(prob):
-    back = bptt_grads(prob)
-    g = np.random.default_rng(1)
-    traces_in = rtrl.zero_traces(*prob.x.shape[1:2], prob.p.W_z.shape[0], prob.x.shape[2], prob.x.dtype)
-    traces_in = Traces(*(g.standard_normal(a.shape).astype(a.dtype) for a in traces_in))
-    return back, traces_in
-
-
-def _assert_result_close(prefix, got, want, tol):
-    # a field that is exactly zero in the reference (e.g. fully saturated gates) must be exactly zero
-    assert_fields_close(f"{prefix} grads", got.grads, want.grads, tol, allow_zero=ELSTMParams._fields)
-    assert_fields_close(f"{prefix} traces", got.traces, want.traces, tol, allow_zero=Traces._fields)
-
-
 @given(prob=problems(max_T=8, max_B=3, max_I=6, max_H=6), dtype=st.sampled_from(DTYPES))
 def test_drivers_match_numpy(driver_backend, prob, dtype):
-    name, xp = driver_backend
     prob = prob._replace(p=prob.p.astype(dtype), q=prob.q.astype(dtype), V=prob.V.astype(dtype),
                          x=prob.x.astype(dtype), c_0=prob.c_0.astype(dtype))
-    back, traces_in = _driver_case(prob)
-    tol = tolerance("kernel", dtype)
-    where = f"{name} {np.dtype(dtype).name} {describe(prob)}"
-    traj, reset, g_c = _to(xp, back.traj), xp.asarray(prob.reset), xp.asarray(back.g_c)
-    tr_in = _to(xp, traces_in)
-    want = rtrl_sequence(back.traj, prob.reset, back.g_c, traces_in)
-    got = rtrl_sequence(traj, reset, g_c, tr_in, backend=name)
-    _assert_result_close(f"rtrl_sequence ({where})", got, want, tol)
-    want = rtrl_segment(prob.p, back.traj, prob.reset, back.g_c, traces_in)
-    got = rtrl_segment(_to(xp, prob.p), traj, reset, g_c, tr_in, backend=name)
-    _assert_result_close(f"rtrl_segment ({where})", got, want, tol)
+    where = f"{driver_backend} {np.dtype(dtype).name} {describe(prob)}"
+    assert_all_ok(checks.check_drivers_on(prob, driver_backend), where)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,44 +107,35 @@ def test_drivers_match_numpy(driver_backend, prob, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_negative_twin_perturbed_trace_entry_fails(backend, dtype):
-    name, be, xp = backend
-    traces, cache, reset_t, g_c_t, grads = _random_step(3, 3, 5, 7, dtype, "random")
-    want_S, want_G = rtrl.trace_step_accumulate(traces.copy(), cache, reset_t, g_c_t, grads)
-    got_S, got_G = be.trace_step_accumulate(_to(xp, traces.copy()), _to(xp, cache), xp.asarray(reset_t),
-                                            xp.asarray(g_c_t), _to(xp, grads))
-    W_z = to_numpy(got_S.W_z).copy()
+def test_negative_twin_perturbed_trace_entry_fails(dtype):
+    traces, cache, reset_t, g_c_t, grads = step_inputs(3, 3, 5, 7, dtype, "random")
+    want_S, _ = trace_step_accumulate(traces.copy(), cache, reset_t, g_c_t, checks.copy_tree(grads))
+    W_z = to_numpy(want_S.W_z).copy()
     W_z[1, 2, 3] += 1e-3 * np.abs(W_z).max()
-    bad = compare_fields("traces", got_S._replace(W_z=W_z), want_S, tolerance("kernel", dtype))
-    assert [c.name for c in bad if not c.ok] == ["traces.W_z"], f"{name}: perturbed entry not detected"
+    bad = compare_fields("traces", want_S._replace(W_z=W_z), want_S, tolerance("kernel", dtype))
+    assert [c.name for c in bad if not c.ok] == ["traces.W_z"], "perturbed entry not detected"
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_negative_twin_skipped_reset_fails(backend, dtype):
-    name, be, xp = backend
-    traces, cache, reset_t, g_c_t, grads = _random_step(4, 3, 5, 7, dtype, "first")
-    assert reset_t.all()
-    want_S, want_G = rtrl.trace_step_accumulate(traces.copy(), cache, reset_t, g_c_t, grads)
-    no_reset = xp.zeros(reset_t.shape, bool)                          # (B,) the deliberate bug
-    got_S, got_G = be.trace_step_accumulate(_to(xp, traces.copy()), _to(xp, cache), no_reset,
-                                            xp.asarray(g_c_t), _to(xp, grads))
-    tol = tolerance("kernel", dtype)
-    failed = [c.name for c in compare_fields("traces", got_S, want_S, tol) + compare_fields("grads", got_G, want_G, tol)
-              if not c.ok]
-    assert len(failed) == 12, f"{name}: skipped reset detected only in {failed}"
+    rows = checks.check_backend_step(broken.backend_skipping_reset(backend), 3, 5, 7, dtype, 4, "every")
+    failed = [c.name for c in rows if not c.ok]
+    assert len(failed) == 12, f"{checks.backend_name(backend)}: skipped reset detected only in {failed}"
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_negative_twin_stale_carried_trace_fails(backend, dtype):
     """A segment pass that forgets to decay the carried-in trace must fail the comparison."""
-    name, be, xp = backend
-    traces_in, coef_in, decay_in, *rest = _random_segment(5, 4, 2, 3, 5, dtype)
-    want_G, want_S = rtrl.segment_carried_pass(traces_in.copy(), coef_in, decay_in, *rest)
-    ones = xp.ones(decay_in.shape, dtype)                             # (B, H) the deliberate bug
-    got_G, got_S = be.segment_carried_pass(_to(xp, traces_in.copy()), xp.asarray(coef_in), ones,
-                                           *(xp.asarray(a) for a in rest))
-    failed = [c.name for c in compare_fields("traces", got_S, want_S, tolerance("kernel", dtype)) if not c.ok]
-    assert len(failed) == 6, f"{name}: undecayed carried trace detected only in {failed}"
+    rows = checks.check_backend_carried_pass(broken.backend_undecayed_carried(backend), 4, 2, 3, 5, dtype, 5)
+    failed = [c.name for c in rows if not c.ok and "traces" in c.name]
+    assert len(failed) == 6, f"{checks.backend_name(backend)}: undecayed carried trace detected only in {failed}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_negative_twin_drivers_off_by_ten_tolerances_fail(driver_backend, dtype):
+    eps = 10 * tolerance("kernel", dtype)
+    rows = checks.check_backend_drivers(driver_backend, 2, 4, 3, 5, dtype, 0, drivers=broken.off_by(eps))
+    assert all(not c.ok for c in rows if c.max_abs > 0), "a driver output off by 10 tolerances passed"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,15 +144,18 @@ def test_negative_twin_stale_carried_trace_fails(backend, dtype):
 
 def test_numba_accepts_non_contiguous_inputs():
     be = pytest.importorskip("rtrl_ref.kernels.numba_backend").backend()
-    traces, cache, reset_t, g_c_t, grads = _random_step(6, 3, 4, 5, np.float64, "random")
-    want_S, want_G = rtrl.trace_step_accumulate(traces.copy(), cache, reset_t, g_c_t, grads)
-    fortran = lambda tree: type(tree)(*(np.asfortranarray(a) for a in tree))
+    traces, cache, reset_t, g_c_t, grads = step_inputs(6, 3, 4, 5, np.float64, "random")
+    want_S, want_G = trace_step_accumulate(traces.copy(), cache, reset_t, g_c_t, checks.copy_tree(grads))
+
+    def fortran(tree):
+        return type(tree)(*(np.asfortranarray(a) for a in tree))
+
     got_S, got_G = be.trace_step_accumulate(fortran(traces.copy()), fortran(cache), reset_t,
                                             np.asfortranarray(g_c_t), fortran(grads))
     assert_fields_close("traces (Fortran-ordered inputs)", got_S, want_S, tolerance("kernel", np.float64))
     assert_fields_close("grads (Fortran-ordered inputs)", got_G, want_G, tolerance("kernel", np.float64))
-    traces_in, *rest = _random_segment(7, 4, 3, 4, 5, np.float64)
-    want_G, want_S = rtrl.segment_carried_pass(traces_in.copy(), *rest)
+    traces_in, *rest = carried_inputs(7, 4, 3, 4, 5, np.float64)
+    want_G, want_S = segment_carried_pass(traces_in.copy(), *rest)
     strided = [a[::-1].copy()[::-1] for a in rest]                   # negative strides
     got_G, got_S = be.segment_carried_pass(fortran(traces_in.copy()), *strided)
     assert_fields_close("segment grads (strided inputs)", got_G, want_G, tolerance("kernel", np.float64))
@@ -250,7 +165,7 @@ def test_numba_accepts_non_contiguous_inputs():
 @pytest.mark.parametrize("variant", ["serial", "parallel"])
 def test_numba_rejects_bad_shapes_and_dtypes(variant):
     be = pytest.importorskip("rtrl_ref.kernels.numba_backend").backend(parallel=variant == "parallel")
-    traces, cache, reset_t, g_c_t, grads = _random_step(8, 3, 4, 5, np.float64, "none")
+    traces, cache, reset_t, g_c_t, grads = step_inputs(8, 3, 4, 5, np.float64, "none")
     with pytest.raises(ValueError, match=r"cache\.x_t: expected shape \(B=3, I=5\), got \(3, 6\)"):
         be.trace_step_accumulate(traces, cache._replace(x_t=np.zeros((3, 6))), reset_t, g_c_t, grads)
     with pytest.raises(ValueError, match=r"g_c_t: expected dtype float64, got float32"):
@@ -259,7 +174,7 @@ def test_numba_rejects_bad_shapes_and_dtypes(variant):
         be.trace_step_accumulate(traces, cache, reset_t.astype(np.int64), g_c_t, grads)
     with pytest.raises(ValueError, match=r"traces\.W_z: expected dtype float32 or float64, got int64"):
         be.trace_step_accumulate(traces._replace(W_z=np.zeros((3, 4, 5), np.int64)), cache, reset_t, g_c_t, grads)
-    traces_in, *rest = _random_segment(9, 4, 3, 4, 5, np.float64)
+    traces_in, *rest = carried_inputs(9, 4, 3, 4, 5, np.float64)
     with pytest.raises(ValueError, match=r"x: expected shape \(T=4, B=3, I=5\), got \(4, 3, 6\)"):
         be.segment_carried_pass(traces_in, *rest[:-2], np.zeros((4, 3, 6)), rest[-1])
     with pytest.raises(ValueError, match=r"u_f: expected shape \(T=4, B=3, H=4\), got \(5, 3, 4\)"):

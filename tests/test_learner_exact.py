@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import envs
-from rtrl_ref.r2ac.core import init_state
+from rtrl_ref.r2ac.core import get_learner
 from rtrl_ref.r2ac.heads import action_log_probs, sample_actions
 from rtrl_ref.r2ac.loss import actor_critic_loss
 from rtrl_ref.r2ac.network import AgentSpec, act, init_agent, unroll_backward, unroll_forward
@@ -53,7 +53,7 @@ def loss_grads(logits, values, rollout, T):
 def learner_grads(learner, spec, params, hist, n_unrolls, T):
     spec = spec._replace(learner=learner)
     B = hist["obs"].shape[1]
-    state = init_state(learner, B, spec.features + 1, spec.hidden, np.float64)
+    state = get_learner(learner).init_state(B, spec.features + 1, spec.hidden, np.float64)
     total = None
     for k in range(n_unrolls):
         part = {key: v[k * T:k * T + T + 1] if key in ("obs", "reward", "reset") else v[k * T:k * T + T]
@@ -69,8 +69,7 @@ def full_history_bptt(spec, params, hist, n_unrolls, T):
     """One unroll over the whole history: BPTT never cut; per-step loss gradients as above."""
     spec = spec._replace(learner="tbptt")
     B = hist["obs"].shape[1]
-    N = n_unrolls * T
-    state = init_state("tbptt", B, spec.features + 1, spec.hidden, np.float64)
+    state = get_learner("tbptt").init_state(B, spec.features + 1, spec.hidden, np.float64)
     logits, values, cache = unroll_forward(spec, params, hist["obs"], hist["reward"], hist["reset"], state)
     g_logits, g_values = [], []
     for k in range(n_unrolls):      # each unroll's loss, bootstrapped at its own end

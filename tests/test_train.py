@@ -7,9 +7,10 @@ import signal
 import numpy as np
 import pytest
 
-from rtrl_ref.r2ac.config import Config, build_parser, make_config
+from rtrl_ref.r2ac.config import FAMILY_DEFAULTS, Config, build_parser, make_config, read_config, read_run_record
 from rtrl_ref.r2ac.loop import TrainingStopped, train
-from rtrl_ref.r2ac.runs import read_config, read_log
+from rtrl_ref.r2ac.runs import read_log
+from rtrl_ref.r2ac.train import main as train_main
 
 TINY = ["--num-envs", "4", "--unroll", "3", "--hidden", "6", "--features", "8",
         "--total-frames", "48", "--log-every", "1", "--no-progress", "--backend", "numpy"]
@@ -142,6 +143,9 @@ def test_help_documents_every_option(capsys):
     text = capsys.readouterr().out
     for field in Config.__dataclass_fields__:
         assert "--" + field.replace("_", "-") in text, field
+    flat = " ".join(text.split())
+    for family, preset in FAMILY_DEFAULTS.items():
+        assert f"{family} -> {preset}" in flat, family
 
 
 def test_bad_options_give_clear_errors():
@@ -155,7 +159,8 @@ def test_bad_options_give_clear_errors():
 
 def test_presets_give_the_papers_settings():
     c = make_config(["--preset", "paper-atari", "--env", "atari:Breakout"])
-    assert (c.num_envs, c.unroll, c.hidden, c.stem, c.lr, c.grad_clip, c.discount) == (32, 50, 256, "impala", 6e-4, 40.0, 0.99)
+    assert (c.num_envs, c.unroll, c.hidden, c.stem, c.lr, c.grad_clip, c.discount) == \
+        (32, 50, 256, "impala", 6e-4, 40.0, 0.99)
     assert make_config(["--preset", "paper-dmlab"]).unroll == 100
     assert (c.stem_init, c.rms_eps) == ("pytorch", 0.01)
     cpu = make_config(["--env", "atari:Breakout"])
@@ -169,13 +174,23 @@ def test_resume_refuses_changed_model_options(tmp_path):
         make_config(["--resume", str(first.run_dir), "--hidden", "7"])
 
 
-def test_copy_task_runs_fully_online_through_the_cli():
-    from rtrl_ref.r2ac.train import main
+def test_copy_task_is_refused_by_train_with_a_pointer_to_its_entry_point(capsys):
+    assert train_main(["--env", "memory:copy?max_len=2", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "python -m rtrl_ref.copy_task" in err and len(err.splitlines()) == 1
+    with pytest.raises(ValueError, match="env: memory:copy"):
+        make_config(["--env", "memory:copy?max_len=2"])
 
-    assert main(["--env", "memory:copy?max_len=2", "--hidden", "8", "--num-envs", "4",
-                 "--total-frames", "64", "--no-progress", "--backend", "numpy"]) == 0
-    with pytest.raises(SystemExit, match="unknown options"):
-        main(["--env", "memory:copy?length=2", "--no-progress"])
+
+def test_the_applied_preset_is_printed_and_stored(tmp_path, capsys):
+    assert train_main(TINY + ["--run-dir", str(tmp_path), "--run-name", "r", "--env", "memory:cue?delay=2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("configuration (preset cpu-memory:") and "\n  hidden              6\n" in out
+    record = read_run_record(tmp_path / "r")
+    assert record.config.preset == "cpu-memory" and record.config.hidden == 6
+    assert record.preset_applied["name"] == "cpu-memory" and record.preset_applied["values"]["unroll"] == 4
+    assert make_config(["--env", "gym:CartPole-v1"]).preset == ""
+    assert make_config(["--env", "gym:CartPole-v1", "--preset", "cpu-atari"]).preset == "cpu-atari"
 
 
 def test_copy_online_logs_and_plots_its_curve(tmp_path):

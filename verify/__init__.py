@@ -2,15 +2,18 @@
 
 Tests, notebooks and the audit CLI call it; none of them re-implements it.
 
-    compare   one relative-error definition and one tolerance table keyed by dtype
-    fd        central finite differences (full sweep for tiny sizes, sampled entries otherwise)
+    compare   one relative-error definition, one tolerance table keyed by dtype, one rule for
+              structural zeros
+    fd        central finite differences over parameter pytrees (fd_check)
+    checks    every verification property, written once (tests, audit, benchmark, GPU script)
     problem   a small, complete eLSTM problem (eLSTM + output gate + non-linear loss) with
               its forward loss and its BPTT gradients, and generators for test regimes
     dense     a deliberately naive dense RTRL reference (full influence matrix, H <= 8)
     mutants   deliberately wrong gradients (paper-v1 Jacobian, missing or late trace reset)
-    broken    the negative twins of the audit's checks, built from the mutants
+    broken    the negative twins of the checks: wrong drivers and wrong kernel backends
+    vtrace    the slow V-trace reference (the defining sums, written literally)
     strategies  hypothesis strategies (sizes, lengths, resets, gate regimes, seeds)
-    audit, audit_checks   `python -m verify audit`: the whole verification matrix
+    audit, audit_checks   `python -m verify audit`: the checks over the whole matrix, as a report
     oracle    versioned case files with reference gradients and a checker for other code
     adapters  JAX and PyTorch implementations that write candidate files for the oracle
 """

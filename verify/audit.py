@@ -1,14 +1,14 @@
-"""The gradient-correctness audit: the whole verification matrix of DESIGN.md section 4.
+"""The gradient-correctness audit: the whole verification matrix, as one report.
 
     python -m verify audit [--quick | --full] [--backend numpy,numba,cupy] [--dtype float64]
                            [--seed 0] [--report PATH]
 
-Families of checks (verify.audit_checks), each over problems drawn from a seed:
+Families of checks (verify.checks, as rows by verify.audit_checks), each over problems drawn from a seed:
 
     bptt vs finite differences      float64, every parameter, x and c_0
     rtrl step / segment vs bptt     float64 and float32, every reset pattern and gate regime
     dense rtrl vs rtrl              the naive influence-matrix reference (tiny H)
-    <backend> vs numpy              every available backend (cupy only with a GPU)
+    <backend> vs numpy              every available backend (cupy only with a GPU): drivers and kernels
     tbptt bias                      TBPTT(k < T) measurably differs, TBPTT(T) equals BPTT
     oracle golden cases             the committed cases against the current code
     negative twins                  each check run on a deliberately wrong gradient must fail
@@ -33,20 +33,20 @@ import numpy as np
 from rtrl_ref.kernels import BACKENDS, available_backends
 from verify import broken
 from verify.audit_checks import (
-    REFERENCE,
-    Implementation,
     Row,
     backend_vs_numpy,
     bptt_vs_fd,
     dense_vs_rtrl,
     failed,
     oracle_golden,
+    row,
     rtrl_segment_vs_bptt,
     rtrl_step_vs_bptt,
     setup,
     skipped,
     tbptt_bias,
 )
+from verify.checks import LIBRARY, Drivers, check_backend_carried_pass, check_backend_step
 from verify.compare import tolerance
 from verify.problem import REGIMES, RESET_PATTERNS
 
@@ -66,7 +66,7 @@ class Family(NamedTuple):
     label: str = ""                   # what a failure to run is reported against
 
 
-def plan(opt: Options, impl: Implementation, available: list) -> list[Family]:
+def plan(opt: Options, impl: Drivers, available: list) -> list[Family]:
     """The matrix of the given mode as deferred calls, in report order."""
     full = opt.mode == "full"
     seed = opt.seed
@@ -174,28 +174,34 @@ def negative_twins(opt: Options, available: list) -> list[Row]:
     tiny = setup(seed + 4, 6, 2, 2, 3, resets="middle")
     rows = [
         negative("bptt vs finite differences", "J without gz*w_z",
-                 bptt_vs_fd(s, REFERENCE._replace(problem_grads=broken.bptt_grads_no_wz_term))),
+                 bptt_vs_fd(s, LIBRARY._replace(problem_grads=broken.bptt_grads_no_wz_term))),
         negative("rtrl step form vs bptt", "J without gz*w_z", rtrl_step_vs_bptt(
-            s, REFERENCE._replace(rtrl_sequence=broken.rtrl_sequence_no_wz_term_for(s.prob.p)))),
+            s, broken.mutant_drivers("drop_wz_term", s.prob.p))),
         negative("rtrl step form vs bptt", "traces not reset at a reset", rtrl_step_vs_bptt(
-            s, REFERENCE._replace(rtrl_sequence=broken.rtrl_sequence_no_trace_reset))),
+            s, broken.mutant_drivers("no_trace_reset", s.prob.p))),
         negative("rtrl step form vs bptt", "traces reset one step late", rtrl_step_vs_bptt(
-            s, REFERENCE._replace(rtrl_sequence=broken.rtrl_sequence_late_reset))),
+            s, broken.mutant_drivers("reset_off_by_one", s.prob.p))),
         negative("rtrl segment form vs bptt", "carried-in traces ignored", rtrl_segment_vs_bptt(
-            s, 3, REFERENCE._replace(rtrl_segment=broken.rtrl_segment_drop_carried))),
+            s, 3, LIBRARY._replace(rtrl_segment=broken.rtrl_segment_drop_carried))),
         negative("dense rtrl vs rtrl", "J without gz*w_z", dense_vs_rtrl(
-            tiny, REFERENCE._replace(rtrl_sequence=broken.rtrl_sequence_no_wz_term_for(tiny.prob.p)))),
+            tiny, broken.mutant_drivers("drop_wz_term", tiny.prob.p))),
         negative("tbptt bias", "tbptt that does not truncate", [r for r in tbptt_bias(
-            seed + 6, 40, 10, impl=REFERENCE._replace(tbptt=broken.tbptt_untruncated)) if r.relation == ">="]),
+            seed + 6, 40, 10, impl=LIBRARY._replace(tbptt=broken.tbptt_untruncated)) if r.relation == ">="]),
         negative("tbptt(k=T) vs bptt", "window of k-1 steps", [r for r in tbptt_bias(
-            seed + 6, 40, 10, impl=REFERENCE._replace(tbptt=broken.tbptt_off_by_one)) if r.relation == "<="]),
+            seed + 6, 40, 10, impl=LIBRARY._replace(tbptt=broken.tbptt_off_by_one)) if r.relation == "<="]),
     ]
     kernel_backend = next((b for b in opt.backends if b != "numpy" and b in available), "numpy")
     for dtype in opt.dtypes:
         eps = 10 * tolerance("kernel", dtype)
-        rows.append(negative(f"{kernel_backend} vs numpy", f"gradients off by {eps:.0e} relative",
-                             backend_vs_numpy(setup(seed + 5, 12, 3, 4, 5, dtype), kernel_backend,
-                                              perturb=eps)))
+        wrong = [r for r in backend_vs_numpy(setup(seed + 5, 12, 3, 4, 5, dtype), kernel_backend,
+                                             broken.off_by(eps)) if r.check.endswith("(drivers)")]
+        rows.append(negative(f"{kernel_backend} vs numpy", f"drivers' outputs off by {eps:.0e} relative", wrong))
+        rows.append(negative(f"{kernel_backend} step kernel vs numpy", "reset skipped", [
+            row("step kernel", "B=3 H=5 I=7", dtype, kernel_backend, c) for c in check_backend_step(
+                broken.backend_skipping_reset(kernel_backend), 3, 5, 7, dtype, seed, pattern="every")]))
+        rows.append(negative(f"{kernel_backend} carried pass vs numpy", "carried-in traces not decayed", [
+            row("carried pass", "T=4 B=2 H=3 I=5", dtype, kernel_backend, c) for c in check_backend_carried_pass(
+                broken.backend_undecayed_carried(kernel_backend), 4, 2, 3, 5, dtype, seed)]))
     rows.append(oracle_negative())
     return rows
 
@@ -288,14 +294,15 @@ def environment() -> dict:
             "system": platform.system(), "processor": platform.processor() or "unknown"}
 
 
-def run_audit(opt: Options = Options(), impl: Implementation = REFERENCE) -> AuditResult:
+def run_audit(opt: Options | None = None, impl: Drivers = LIBRARY) -> AuditResult:
+    opt = Options() if opt is None else opt
     t0 = time.perf_counter()
     available = available_backends()
     rows: list[Row] = []
     for fam in plan(opt, impl, available):
         try:
             got = fam.run()
-        except Exception as e:        # noqa: BLE001 - a crashing check is a failed check
+        except Exception as e:  # a crashing check is a failed check
             got = [failed(fam.name, fam.label, "-", "-", e)]
         rows += [r._replace(family=fam.name) for r in got]
     return AuditResult(opt, rows, time.perf_counter() - t0, available, environment())
@@ -310,7 +317,8 @@ def to_text(res: AuditResult) -> str:
             f"{'max abs':>9} {'rel':>9} {'tol':>12}  verdict")
     lines = [head, "-" * len(head)]
     for r in res.rows:
-        tol = "-" if r.tol is None else f"{r.relation} {r.tol:.0e}" if r.relation in ("<=", ">=") else f"{r.tol:.0e} {r.relation}"
+        tol = ("-" if r.tol is None else f"{r.relation} {r.tol:.0e}" if r.relation in ("<=", ">=")
+               else f"{r.tol:.0e} {r.relation}")
         lines.append(f"{r.check[:44]:<44} {r.sizes[:58]:<58} {r.dtype:<7} {r.backend:<7} "
                      f"{r.tensor[:30]:<30} {_num(r.max_abs):>9} {_num(r.rel):>9} {tol:>12}  "
                      f"{r.verdict}{'  (' + r.note + ')' if r.verdict == 'FAIL' and r.note else ''}")
@@ -396,7 +404,7 @@ def parse_options(args) -> Options:
     return Options(args.mode or "quick", backends, dtypes, args.seed)
 
 
-def main(argv=None, impl: Implementation = REFERENCE) -> int:
+def main(argv=None, impl: Drivers = LIBRARY) -> int:
     args = parser().parse_args(argv)
     try:
         opt = parse_options(args)

@@ -1,24 +1,27 @@
-"""Deliberately wrong gradient functions: the negative twins of the audit's checks.
+"""Deliberately wrong implementations: the negative twins of verify.checks.
 
-A check that cannot fail proves nothing, so the audit runs each check once more with one of
-these in place of the shipped function, and passes only if the check then fails. They have the
-signatures of the functions they replace (verify.audit_checks.Implementation); the mistakes
-themselves are those of verify.mutants, fed to the shipped drivers:
+A check that cannot fail proves nothing, so each check is run once more with one of these in
+place of the shipped code, and must then fail. The mistakes are those of verify.mutants, fed to
+the shipped drivers (same signatures as the functions they replace, see verify.checks.Drivers),
+or broken kernel backends for the per-backend checks:
 
-    bptt_grads_no_wz_term          BPTT with J_t lacking gz_t * w_z (the paper's v1 Eq. 8/11 typo)
-    rtrl_sequence_no_wz_term_for   the step form with the same Jacobian (given the parameters)
-    rtrl_sequence_no_trace_reset   the step form that resets the cell but not the traces
-    rtrl_sequence_late_reset       the step form that resets the traces one step late
+    bptt_grads_no_wz_term          BPTT with J_t lacking dc_dzpre * w_z (the paper's first arXiv version)
+    mutant_drivers(name, p)        step and segment forms fed a mistake of verify.mutants: the same
+                                   Jacobian, traces not reset, traces reset one step late
     rtrl_segment_drop_carried      the segment form that ignores the carried-in traces
     tbptt_untruncated              a "truncated" BPTT that does not truncate
     tbptt_off_by_one               a window of k - 1 steps instead of k
+    off_by(eps)                    Drivers whose every float output is scaled by (1 + eps)
+    backend_skipping_reset(b)      a kernel backend whose per-step kernel ignores reset_t
+    backend_undecayed_carried(b)   a kernel backend whose carried pass does not decay S_in
 """
 
 from __future__ import annotations
 
-from rtrl_ref.bptt import bptt, tbptt
-from rtrl_ref.rtrl import rtrl_segment, rtrl_sequence
+from rtrl_ref import bptt, rtrl_segment, tbptt
+from rtrl_ref.kernels import get_backend
 from verify import mutants
+from verify.checks import LIBRARY, Drivers
 from verify.problem import Backward, Problem, ProblemGrads, bptt_grads
 
 
@@ -30,23 +33,21 @@ def bptt_grads_no_wz_term(prob: Problem) -> Backward:
     return good._replace(grads=grads, bptt=back)
 
 
-def rtrl_sequence_no_wz_term_for(p):
-    """The step form with the wrong Jacobian for parameters p (signature of rtrl_sequence)."""
-    def run(traj, reset, g_c, traces=None, backend="numpy"):
-        return rtrl_sequence(mutants.drop_wz_term(p, traj), reset, g_c, traces, backend)
-    return run
+def mutant_drivers(name: str, p, drivers: Drivers = LIBRARY) -> Drivers:
+    """Drivers whose step and segment forms see mistake `name` of verify.mutants (given parameters p)."""
+    def seq(traj, reset, g_c, traces=None, backend="numpy"):
+        traj, reset = mutants.mutate(name, p, traj, reset)
+        return drivers.rtrl_sequence(traj, reset, g_c, traces, backend=backend)
 
+    def seg(p_, traj, reset, g_c, traces=None, backend="numpy"):
+        traj, reset = mutants.mutate(name, p, traj, reset)
+        return drivers.rtrl_segment(p_, traj, reset, g_c, traces, backend=backend)
 
-def rtrl_sequence_no_trace_reset(traj, reset, g_c, traces=None, backend="numpy"):
-    return rtrl_sequence(traj, mutants.no_trace_reset(reset), g_c, traces, backend)
-
-
-def rtrl_sequence_late_reset(traj, reset, g_c, traces=None, backend="numpy"):
-    return rtrl_sequence(traj, mutants.reset_off_by_one(reset), g_c, traces, backend)
+    return drivers._replace(rtrl_sequence=seq, rtrl_segment=seg)
 
 
 def rtrl_segment_drop_carried(p, traj, reset, g_c, traces=None, backend="numpy"):
-    return rtrl_segment(p, traj, reset, g_c, None, backend)
+    return rtrl_segment(p, traj, reset, g_c, None, backend=backend)
 
 
 def tbptt_untruncated(p, traj, reset, g_c, k, mode="window"):
@@ -55,3 +56,42 @@ def tbptt_untruncated(p, traj, reset, g_c, k, mode="window"):
 
 def tbptt_off_by_one(p, traj, reset, g_c, k, mode="window"):
     return tbptt(p, traj, reset, g_c, max(int(k) - 1, 1), mode)
+
+
+def scale_floats(tree, factor):
+    """Every floating array of a result (NamedTuples and tuples of arrays) times `factor`."""
+    if isinstance(tree, tuple):
+        items = [scale_floats(a, factor) for a in tree]
+        return type(tree)(*items) if hasattr(tree, "_fields") else tuple(items)
+    if getattr(tree, "dtype", None) is not None and tree.dtype.kind == "f":
+        return tree * factor
+    return tree
+
+
+def off_by(eps: float, drivers: Drivers = LIBRARY) -> Drivers:
+    """Drivers whose outputs are all off by a relative eps (e.g. 10x a kernel tolerance)."""
+    def scaled(fn):
+        def run(*args, **kwargs):
+            return scale_floats(fn(*args, **kwargs), 1 + eps)
+        return run
+    return Drivers(*(scaled(fn) for fn in drivers))
+
+
+def backend_skipping_reset(backend):
+    """The backend object of `backend` whose per-step kernel never resets the traces."""
+    be = get_backend(backend)
+
+    def trace_step_accumulate(traces, cache, reset_t, g_c_t, grads):
+        return be.trace_step_accumulate(traces, cache, reset_t != reset_t, g_c_t, grads)   # (B,) all False
+
+    return be._replace(trace_step_accumulate=trace_step_accumulate)
+
+
+def backend_undecayed_carried(backend):
+    """The backend object of `backend` whose carried pass keeps S_in undecayed (decay_in = 1)."""
+    be = get_backend(backend)
+
+    def segment_carried_pass(traces_in, coef_in, decay_in, u_z, u_f, x, c_tm1):
+        return be.segment_carried_pass(traces_in, coef_in, decay_in * 0 + 1, u_z, u_f, x, c_tm1)
+
+    return be._replace(segment_carried_pass=segment_carried_pass)

@@ -1,13 +1,24 @@
-"""How two gradients are compared: one error definition, one tolerance table.
+"""How two gradients are compared: one error definition, one tolerance table, one zero rule.
 
 Relative error of a candidate `a` against a reference `b` (same shape):
 
     rel(a, b) = max|a - b| / max(max|b|, floor)
 
 a norm-wise (max-norm) relative error: element-wise relative errors are meaningless where the
-reference is near zero. `floor` (default 1e-30) avoids a division by zero; finite differences set
-it to their noise scale (see verify/fd.py). A check whose reference is all zero is refused
-(`vacuous`), because it could not fail.
+reference is near zero. `floor` is the comparison's noise scale: 1e-30 (so effectively exact) for
+exact reformulations, a fraction of the container's largest entry in float32 (CONTAINER_FLOOR),
+the finite-difference noise for finite differences (verify/fd.py).
+
+Structural zeros (the one rule, applied by `judge`). A tensor whose reference is identically zero
+is a quantity that is zero by construction: the w_z and w_f gradients when every step resets
+(c_tm1 = 0, docs/derivation.md Eq. 10), the c_0 gradient when every row resets at step 0, the
+vector traces after a reset at the last step, the value gradient of a loss without a baseline
+term. Such a tensor is judged by the same formula, which then reads max|a| / floor <= tol: the
+candidate must be zero to within the floor (exactly zero for exact comparisons). It is marked
+`vacuous` because on its own it proves little. A group of comparisons (one check: a gradient
+container, a pytree of parameters) in which EVERY reference is zero fails as vacuous: such a
+check could not have detected a wrong gradient of a non-trivial problem. A single `compare` is a
+group of one.
 """
 
 from __future__ import annotations
@@ -38,6 +49,7 @@ TOLERANCES = {
 # large terms it sums; it is judged against this fraction of the container's largest entry.
 # (Measured: a b_z gradient of 2e-5 among W_z entries of 1.6 showed a 1.4e-2 relative error.)
 CONTAINER_FLOOR = {"float32": 1e-2, "float64": 0.0}
+TINY = 1e-30
 
 
 def tolerance(kind: str, dtype) -> float:
@@ -52,7 +64,7 @@ def to_numpy(a):
     return a.get() if hasattr(a, "get") else np.asarray(a)
 
 
-def rel_error(a, b, floor: float = 1e-30) -> float:
+def rel_error(a, b, floor: float = TINY) -> float:
     a = to_numpy(a).astype(np.float64)
     b = to_numpy(b).astype(np.float64)
     if a.shape != b.shape:
@@ -66,40 +78,82 @@ class Comparison(NamedTuple):
     rel: float
     tol: float
     ok: bool
-    vacuous: bool   # reference identically zero: the check could not fail
+    vacuous: bool         # reference identically zero (a structural zero; see the module docstring)
+    relation: str = "<="  # "<=": agreement within tol; ">=": a difference that must be measurable
 
     def message(self) -> str:
-        verdict = "ok" if self.ok else ("VACUOUS (zero reference)" if self.vacuous else "FAIL")
-        return f"{self.name}: rel {self.rel:.3e} (tol {self.tol:.1e}), max abs {self.max_abs:.3e}: {verdict}"
+        if self.ok:
+            verdict = "ok (zero by construction)" if self.vacuous else "ok"
+        else:
+            verdict = "VACUOUS (every reference zero)" if self.vacuous and self.rel <= self.tol else "FAIL"
+        return (f"{self.name}: rel {self.rel:.3e} ({self.relation} {self.tol:.1e}), "
+                f"max abs {self.max_abs:.3e}: {verdict}")
 
 
-def compare(name: str, a, b, tol: float, floor: float = 1e-30) -> Comparison:
+def judge(comparisons: list[Comparison]) -> list[Comparison]:
+    """The structural-zero rule for one check: if every reference is zero, every row fails."""
+    if comparisons and all(c.vacuous for c in comparisons):
+        return [c._replace(ok=False) for c in comparisons]
+    return list(comparisons)
+
+
+def measure(name: str, a, b, tol: float, floor: float = TINY) -> Comparison:
+    """One tensor, not yet judged as a group (see `judge`)."""
     a_np = to_numpy(a).astype(np.float64)
     b_np = to_numpy(b).astype(np.float64)
     rel = rel_error(a_np, b_np, floor)
     max_abs = float(np.max(np.abs(a_np - b_np), initial=0.0))
-    vacuous = not np.any(b_np != 0)
-    ok = (rel <= tol) and not vacuous and bool(np.all(np.isfinite(a_np)))
-    return Comparison(name, max_abs, rel, tol, ok, vacuous)
+    ok = rel <= tol and bool(np.all(np.isfinite(a_np)))
+    return Comparison(name, max_abs, rel, tol, ok, not np.any(b_np != 0))
 
 
-def container_floor(a, b) -> float:
-    """CONTAINER_FLOOR of the lowest precision involved, times the largest reference entry."""
-    dtypes = {np.dtype(x.dtype).name for x in (*a, *b)}
-    fraction = CONTAINER_FLOOR["float32"] if "float32" in dtypes else CONTAINER_FLOOR["float64"]
-    return fraction * max(float(np.max(np.abs(to_numpy(x)), initial=0.0)) for x in b)
+def compare(name: str, a, b, tol: float, floor: float = TINY) -> Comparison:
+    """One tensor as a check of its own: a zero reference fails as vacuous."""
+    return judge([measure(name, a, b, tol, floor)])[0]
 
 
-def compare_fields(prefix: str, a, b, tol: float, allow_zero: tuple[str, ...] = ()) -> list[Comparison]:
-    """Compare two NamedTuples field by field (e.g. ELSTMParams of gradients)."""
+def differs(name: str, a, b, threshold: float) -> Comparison:
+    """A difference that must be measurable: rel(a, b) >= threshold (e.g. a truncation bias)."""
+    c = measure(name, a, b, threshold)
+    return c._replace(ok=c.rel >= threshold and not c.vacuous, relation=">=")
+
+
+def named_leaves(tree, prefix: str = "") -> list[tuple[str, object]]:
+    """(dotted name, array) of every leaf of a pytree: NamedTuples, tuples, lists, dicts of arrays."""
+    if isinstance(tree, dict):
+        items = [(str(k), v) for k, v in tree.items()]
+    elif isinstance(tree, tuple) and hasattr(tree, "_fields"):
+        items = list(zip(tree._fields, tree))
+    elif isinstance(tree, (tuple, list)):
+        items = [(str(k), v) for k, v in enumerate(tree)]
+    else:
+        return [(prefix, tree)]
     out = []
-    floor = max(container_floor(a, b), 1e-30)
-    for field in a._fields:
-        c = compare(f"{prefix}.{field}", getattr(a, field), getattr(b, field), tol, floor)
-        if c.vacuous and field in allow_zero:
-            c = c._replace(ok=c.max_abs == 0.0, vacuous=False)
-        out.append(c)
+    for key, sub in items:
+        if sub is not None:
+            out += named_leaves(sub, f"{prefix}.{key}" if prefix else key)
     return out
+
+
+def container_floor(a_leaves, b_leaves) -> float:
+    """CONTAINER_FLOOR of the lowest precision involved, times the largest reference entry."""
+    dtypes = {np.dtype(x.dtype).name for x in (*a_leaves, *b_leaves)}
+    fraction = CONTAINER_FLOOR["float32"] if "float32" in dtypes else CONTAINER_FLOOR["float64"]
+    return fraction * max((float(np.max(np.abs(to_numpy(x)), initial=0.0)) for x in b_leaves), default=0.0)
+
+
+def compare_fields(prefix: str, a, b, tol: float) -> list[Comparison]:
+    """Compare two pytrees (e.g. ELSTMParams of gradients) leaf by leaf, judged as one group."""
+    a_named, b_named = named_leaves(a, prefix), named_leaves(b, prefix)
+    if [n for n, _ in a_named] != [n for n, _ in b_named]:
+        raise ValueError(f"compare_fields: expected the leaves {[n for n, _ in b_named]}, "
+                         f"got {[n for n, _ in a_named]}")
+    floor = max(container_floor([x for _, x in a_named], [x for _, x in b_named]), TINY)
+    return judge([measure(name, x, y, tol, floor) for (name, x), (_, y) in zip(a_named, b_named)])
+
+
+def failures(comparisons: list[Comparison]) -> list[str]:
+    return [c.message() for c in comparisons if not c.ok]
 
 
 def assert_close(name: str, a, b, tol: float):
@@ -109,8 +163,19 @@ def assert_close(name: str, a, b, tol: float):
     return c
 
 
-def assert_fields_close(prefix: str, a, b, tol: float, allow_zero: tuple[str, ...] = ()):
-    results = compare_fields(prefix, a, b, tol, allow_zero)
-    bad = [c.message() for c in results if not c.ok]
+def assert_fields_close(prefix: str, a, b, tol: float):
+    results = compare_fields(prefix, a, b, tol)
+    bad = failures(results)
     assert not bad, "\n".join(bad)
     return results
+
+
+def assert_all_ok(comparisons: list[Comparison], where: str = ""):
+    """Assert every comparison of a check passed (tests call the verify.checks functions this way)."""
+    bad = failures(comparisons)
+    assert comparisons and not bad, (where + "\n" if where else "") + ("\n".join(bad) or "no comparisons")
+
+
+def assert_detected(comparisons: list[Comparison], where: str = ""):
+    """Negative twin: the check must fail on a deliberately wrong gradient."""
+    assert any(not c.ok for c in comparisons), f"wrong gradient passed the check {where}".strip()

@@ -1,6 +1,6 @@
 """A small but complete eLSTM problem: the thing every gradient check differentiates.
 
-    c_t = eLSTM(x_t, c_tm1)  (resets as in DESIGN.md)
+    c_t = eLSTM(x_t, c_tm1)  (docs/derivation.md, Eq. 1-3; resets as in Eq. 10)
     h_t = sigmoid(W_o [x_t; c_t] + b_o) * c_t
     L   = sum_{t, b} cross_entropy(softmax(h_t @ V), y_t)          (non-linear in h_t)
 
@@ -73,7 +73,10 @@ def make_problem(seed: int, T: int, B: int, I: int, H: int, K: int = 3, dtype=np
         raise ValueError(f"regime: expected one of {REGIMES}, got {regime!r}")
     rng = np.random.default_rng(seed)
     std = {"normal": 0.5, "saturated": 3.0, "forget_open": 0.5, "forget_closed": 0.5}[regime]
-    draw = lambda *shape: std * rng.standard_normal(shape)
+
+    def draw(*shape):
+        return std * rng.standard_normal(shape)
+
     b_f = draw(H) + {"forget_open": 6.0, "forget_closed": -6.0}.get(regime, 0.0)
     p = ELSTMParams(draw(H, I), draw(H, I), draw(H), draw(H), draw(H), b_f).astype(dtype)
     q = init_out_gate(rng, I, H, np.float64)

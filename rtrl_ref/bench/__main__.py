@@ -41,7 +41,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tasks", default="ops,torch,memory,warm_start",
                     help="comma-separated subset of ops,torch,memory,warm_start")
     ap.add_argument("--threads", default=None,
-                    help="thread counts of the alternating ops runs (default 1,2,1,2,1,2: three runs of each, whose medians the verdicts take; quick 1,2)")
+                    help="thread counts of the alternating ops runs (default 1,2,1,2,1,2: three runs "
+                         "of each, whose medians the verdicts take; quick 1,2)")
     args = ap.parse_args(argv)
 
     tasks = set(args.tasks.split(","))

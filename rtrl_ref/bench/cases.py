@@ -10,10 +10,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rtrl_ref.bench.pipelines import forward_numba, keep_mask, stacked_weights
 from rtrl_ref.cell import CellCache
 from rtrl_ref.params import ELSTMParams, init_elstm
-from rtrl_ref.rtrl import Traces
+from rtrl_ref.traces import Traces
+from rtrl_ref.unroll import elstm_forward
 
 SIZES = dict(B=32, H=256, I=257, T=50)
 QUICK_SIZES = dict(B=4, H=32, I=33, T=10)
@@ -29,10 +29,8 @@ class StepCase(NamedTuple):
 
 class SegmentCase(NamedTuple):
     p: ELSTMParams
-    W: np.ndarray          # (2H, I) [W_z ; W_f]
     x: np.ndarray          # (T, B, I)
     reset: np.ndarray      # (T, B)
-    keep: np.ndarray       # (T, B)
     c_0: np.ndarray        # (B, H)
     g_c: np.ndarray        # (T, B, H)
     traces: Traces         # carried-in traces
@@ -40,13 +38,18 @@ class SegmentCase(NamedTuple):
 
 
 def random_traces(rng, B: int, H: int, I: int, dtype, scale: float = 0.1) -> Traces:
-    draw = lambda *shape: (scale * rng.standard_normal(shape)).astype(dtype)
+    def draw(*shape):
+        return (scale * rng.standard_normal(shape)).astype(dtype)
+
     return Traces(draw(B, H, I), draw(B, H, I), draw(B, H), draw(B, H), draw(B, H), draw(B, H))
 
 
 def step_case(B: int, H: int, I: int, dtype, seed: int = 0) -> StepCase:
     rng = np.random.default_rng(seed)
-    draw = lambda *shape: rng.standard_normal(shape).astype(dtype)
+
+    def draw(*shape):
+        return rng.standard_normal(shape).astype(dtype)
+
     J = rng.uniform(0.5, 1.0, (B, H)).astype(dtype)                   # (B, H)
     x_t = draw(B, I)                                                  # (B, I)
     cache = CellCache(x_t, draw(B, H), draw(B, H), draw(B, H), draw(B, H),
@@ -61,12 +64,10 @@ def step_case(B: int, H: int, I: int, dtype, seed: int = 0) -> StepCase:
 def segment_case(T: int, B: int, H: int, I: int, dtype, seed: int = 0) -> SegmentCase:
     rng = np.random.default_rng(seed)
     p = init_elstm(rng, I, H, dtype)
-    W = stacked_weights(p)
     x = rng.standard_normal((T, B, I)).astype(dtype)                  # (T, B, I)
     reset = np.zeros((T, B), bool)                                    # (T, B)
     reset[T // 2, 0] = True
-    keep = keep_mask(reset)
     c_0 = (0.5 * rng.standard_normal((B, H))).astype(dtype)          # (B, H)
     g_c = (0.1 * rng.standard_normal((T, B, H))).astype(dtype)        # (T, B, H)
-    traj = forward_numba(p, W, x, keep, c_0)
-    return SegmentCase(p, W, x, reset, keep, c_0, g_c, random_traces(rng, B, H, I, dtype), traj)
+    _, traj = elstm_forward(p, x, reset, c_0, backend="numba")
+    return SegmentCase(p, x, reset, c_0, g_c, random_traces(rng, B, H, I, dtype), traj)

@@ -1,94 +1,40 @@
-"""Correctness of everything the benchmark times, against the NumPy references.
+"""Correctness of everything the benchmark times: the library drivers and kernels on each timed
+backend variant against the NumPy reference.
 
-Run before any timing (and by CI through tests/test_bench.py): each candidate is compared per
-named tensor with `verify.compare` at tolerance('kernel', dtype). Candidates are looked up on
-their modules at call time, so a test can substitute a broken one and see the check fail.
+Run before any timing (and by CI through tests/test_bench.py). The properties themselves are
+written once, in `verify.checks`; this module only chooses the backends and sizes and turns the
+comparisons into rows. Every check takes a backend object, so a test can pass a broken one and
+see the check fail (the negative twins in tests/test_bench.py).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from rtrl_ref import rtrl
-from rtrl_ref.bench import cases, pipelines
-from rtrl_ref.bptt import bptt
-from rtrl_ref.rtrl import rtrl_segment, rtrl_sequence
-from rtrl_ref.unroll import elstm_forward
-from verify.compare import compare, compare_fields, tolerance
+from rtrl_ref.bench import cases
+from rtrl_ref.kernels import Backend, numba_backend
+from rtrl_ref.traces import trace_step_accumulate
+from verify.checks import check_backend_carried_pass, check_backend_drivers, check_backend_step
+from verify.compare import compare_fields, tolerance
 
 
-def _rows(prefix, comparisons) -> list[dict]:
-    return [dict(name=c.name, rel=c.rel, tol=c.tol, ok=bool(c.ok)) for c in comparisons]
+def _rows(label: str, comparisons) -> list[dict]:
+    return [dict(name=f"{label} {c.name}", rel=c.rel, tol=c.tol, ok=bool(c.ok)) for c in comparisons]
 
 
-def check_step(B, H, I, dtype) -> list[dict]:
-    """Fused per-step kernels (numba serial and parallel, torch eager if present) vs NumPy."""
-    from rtrl_ref.kernels import numba_backend
-
-    tol = tolerance("kernel", dtype)
-    case = cases.step_case(B, H, I, dtype)
-    want_S, want_G = rtrl.trace_step_accumulate(case.traces.copy(), case.cache, case.reset_t,
-                                                case.g_c_t, case.grads)
-    rows = []
-    for variant in ("serial", "parallel"):
-        be = numba_backend.backend(parallel=variant == "parallel")
-        S, G = be.trace_step_accumulate(case.traces.copy(), case.cache, case.reset_t, case.g_c_t,
-                                        type(case.grads)(*(a.copy() for a in case.grads)))
-        name = f"step numba-{variant} {np.dtype(dtype).name}"
-        rows += _rows(name, compare_fields(f"{name} traces", S, want_S, tol))
-        rows += _rows(name, compare_fields(f"{name} grads", G, want_G, tol))
-    return rows
+def timed_backends() -> dict[str, Backend]:
+    """The backend variants the benchmark times: numba serial and numba parallel."""
+    return {"numba-serial": numba_backend.backend(parallel=False),
+            "numba-parallel": numba_backend.backend(parallel=True)}
 
 
-def check_carried_pass(T, B, H, I, dtype) -> list[dict]:
-    from rtrl_ref.kernels import numba_backend
-
-    tol = tolerance("kernel", dtype)
-    rng = np.random.default_rng(1)
-    draw = lambda *shape: rng.standard_normal(shape).astype(dtype)
-    traces = cases.random_traces(rng, B, H, I, dtype)
-    args = (draw(B, H), draw(B, H), draw(T, B, H), draw(T, B, H), draw(T, B, I), draw(T, B, H))
-    want_G, want_S = rtrl.segment_carried_pass(traces.copy(), *args)
-    rows = []
-    for variant in ("serial", "parallel"):
-        be = numba_backend.backend(parallel=variant == "parallel")
-        G, S = be.segment_carried_pass(traces.copy(), *args)
-        name = f"carried pass numba-{variant} {np.dtype(dtype).name}"
-        rows += _rows(name, compare_fields(f"{name} grads", G, want_G, tol))
-        rows += _rows(name, compare_fields(f"{name} traces", S, want_S, tol))
-    return rows
-
-
-def check_pipelines(T, B, H, I, dtype) -> list[dict]:
-    """Forward, BPTT, segment-form RTRL and the step loop of `pipelines` vs the library."""
-    from rtrl_ref.kernels import step_numba
-
-    tol = tolerance("kernel", dtype)
-    c = cases.segment_case(T, B, H, I, dtype)
-    dn = np.dtype(dtype).name
-    rows = []
-    _, traj_ref = elstm_forward(c.p, c.x, c.reset, c.c_0)
-    for fw in (pipelines.forward_numba, pipelines.forward_numpy):
-        traj = fw(c.p, c.W, c.x, c.keep, c.c_0)
-        rows += _rows("", compare_fields(f"{fw.__name__} {dn}", traj, traj_ref, tol))
-    back = bptt(c.p, traj_ref, c.reset, c.g_c)
-    grads, g_x, _ = pipelines.bptt_backward(c.W, c.traj, c.keep, c.g_c)
-    rows += _rows("", compare_fields(f"bptt_backward {dn} grads", grads, back.grads, tol))
-    rows += _rows("", [compare(f"bptt_backward {dn} g_x", g_x, back.g_x, tol)])
-    ref = rtrl_segment(c.p, traj_ref, c.reset, c.g_c, c.traces)
-    grads, g_x, traces = pipelines.rtrl_backward(c.W, c.traj, c.keep, c.g_c, c.traces.copy())
-    rows += _rows("", compare_fields(f"rtrl_backward {dn} grads", grads, ref.grads, tol))
-    rows += _rows("", compare_fields(f"rtrl_backward {dn} traces", traces, ref.traces, tol))
-    rows += _rows("", [compare(f"rtrl_backward {dn} g_x", g_x, ref.bptt.g_x, tol)])
-    grads, _, traces = pipelines.rtrl_backward(c.W, c.traj, c.keep, c.g_c, c.traces.copy(), input_grad=False)
-    rows += _rows("", compare_fields(f"rtrl_backward(no g_x) {dn} grads", grads, ref.grads, tol))
-    rows += _rows("", compare_fields(f"rtrl_backward(no g_x) {dn} traces", traces, ref.traces, tol))
-    ref = rtrl_sequence(traj_ref, c.reset, c.g_c, c.traces)
-    grads, traces = pipelines.step_loop(step_numba.trace_step_accumulate, c.traj, c.reset, c.g_c,
-                                        c.traces.copy(), rtrl.zero_grads(H, I, dtype))
-    rows += _rows("", compare_fields(f"step_loop {dn} grads", grads, ref.grads, tol))
-    rows += _rows("", compare_fields(f"step_loop {dn} traces", traces, ref.traces, tol))
-    return rows
+def check_backend(label: str, backend: Backend, T: int, B: int, H: int, I: int, dtype) -> list[dict]:
+    """Per-step kernel, carried pass and the four library drivers (elstm_forward, bptt,
+    rtrl_segment, rtrl_sequence) on `backend` vs NumPy, at tolerance('kernel', dtype)."""
+    where = f"{label} {np.dtype(dtype).name}"
+    return (_rows(where, check_backend_step(backend, B, H, I, dtype))
+            + _rows(where, check_backend_carried_pass(backend, T, B, H, I, dtype))
+            + _rows(where, check_backend_drivers(backend, B, H, I, T, dtype)))
 
 
 def check_torch(B, H, I, dtype) -> list[dict]:
@@ -99,12 +45,11 @@ def check_torch(B, H, I, dtype) -> list[dict]:
         return []
     tol = tolerance("kernel", dtype)
     case = cases.step_case(B, H, I, dtype)
-    want_S, want_G = rtrl.trace_step_accumulate(case.traces.copy(), case.cache, case.reset_t,
-                                                case.g_c_t, case.grads)
+    want_S, want_G = trace_step_accumulate(case.traces.copy(), case.cache, case.reset_t, case.g_c_t, case.grads)
     S, G = torch_eager.step_numpy_io(case)
     name = f"step torch-eager {np.dtype(dtype).name}"
-    return (_rows(name, compare_fields(f"{name} traces", S, want_S, tol))
-            + _rows(name, compare_fields(f"{name} grads", G, want_G, tol)))
+    return (_rows(name, compare_fields("traces", S, want_S, tol))
+            + _rows(name, compare_fields("grads", G, want_G, tol)))
 
 
 def run_checks(quick: bool = True) -> list[dict]:
@@ -112,8 +57,7 @@ def run_checks(quick: bool = True) -> list[dict]:
     s = cases.QUICK_SIZES if quick else cases.SIZES
     rows = []
     for dtype in (np.float32, np.float64):
-        rows += check_step(s["B"], s["H"], s["I"], dtype)
-        rows += check_carried_pass(s["T"], s["B"], s["H"], s["I"], dtype)
-        rows += check_pipelines(s["T"], s["B"], s["H"], s["I"], dtype)
+        for label, backend in timed_backends().items():
+            rows += check_backend(label, backend, s["T"], s["B"], s["H"], s["I"], dtype)
         rows += check_torch(s["B"], s["H"], s["I"], dtype)
     return rows

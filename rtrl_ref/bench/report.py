@@ -8,8 +8,9 @@ import statistics
 GOAL_TEXT = {
     "1": "fused per-step update >= 1.2x the same-process single-thread DRAM triad bandwidth",
     "2": "per-step update >= 10x faster than the PyTorch-eager formulation",
-    "3": "segment RTRL <= 1.2x BPTT, forward+RTRL <= 1.7x BPTT, >= 4x faster than the step loop "
-         "(>= 2x at B=1)",
+    "3": "segment RTRL (rtrl_segment on a forward trajectory) <= 1.2x BPTT (elstm_forward + bptt), "
+         "forward+RTRL <= 1.7x BPTT, >= 4x faster than the step loop (rtrl_sequence; >= 2x at B=1); "
+         "all library drivers on the numba backend",
     "4": "no op > 1.3x slower with BLAS and Numba allowed 2 threads than with 1",
     "5": "RTRL state <= 1.1x (2HI + 5H) itemsize per batch element, constant in T; memory vs T curve",
     "7": "every kernel loads from cache; first calls in a fresh process <= 1 s in total",
@@ -59,16 +60,19 @@ def goal3(results) -> dict:
     B = str(results["sizes"]["B"])
     for dn in results["dtypes"]:
         runs = _runs(results, 1)
-        seg = lambda key, b=B: _median([r["segment"][dn][b][key] for r in runs])
-        # the step loop yields gradients and traces; it is compared with the segment form that
-        # yields the same (no input gradient); the ratio with the input gradient is reported too
+
+        def seg(key, b=B, dn=dn, runs=runs):
+            return _median([r["segment"][dn][b].get(key, float("nan")) for r in runs])
+
+        # the segment form also computes the input gradient, the step loop does not: the step-loop
+        # ratio is conservative. BPTT backward alone is reported for reference, not judged.
         row = dict(rtrl_over_bptt=seg("rtrl_over_bptt"), forward_rtrl_over_bptt=seg("forward_rtrl_over_bptt"),
-                   step_loop_over_rtrl=seg("step_loop_over_rtrl_same_outputs"),
-                   step_loop_over_rtrl_with_input_grad=seg("step_loop_over_rtrl"))
+                   step_loop_over_rtrl=seg("step_loop_over_rtrl"),
+                   rtrl_over_bptt_backward_only=seg("rtrl_over_bptt_backward"))
         met = (row["rtrl_over_bptt"] <= 1.2 and row["forward_rtrl_over_bptt"] <= 1.7
                and row["step_loop_over_rtrl"] >= 4)
         if "1" in runs[0]["segment"][dn]:
-            row["step_loop_over_rtrl_B1"] = seg("step_loop_over_rtrl_same_outputs", "1")
+            row["step_loop_over_rtrl_B1"] = seg("step_loop_over_rtrl", "1")
             met = met and row["step_loop_over_rtrl_B1"] >= 2
         row["met"] = met
         out[dn] = row
@@ -241,7 +245,6 @@ def plot_bandwidth(results: dict, path: str) -> None:
 SEGMENT_OPS = (("bptt_segment", "BPTT (forward + backward)"),
                ("rtrl_segment", "RTRL segment form"),
                ("forward_rtrl_segment", "forward + RTRL segment form"),
-               ("rtrl_segment_no_input_grad", "RTRL segment form, no input gradient"),
                ("step_loop", "T calls of the per-step kernel"))
 
 
@@ -255,7 +258,7 @@ def plot_segment(results: dict, path: str) -> None:
     for ax, (dn, B) in zip(axes[0], panels):
         ms = {k: _median([r["segment"][dn][B]["times_ms"][k] for r in runs]) for k, _ in SEGMENT_OPS}
         rel = [ms[k] / ms["bptt_segment"] for k, _ in SEGMENT_OPS]
-        ax.barh(range(len(SEGMENT_OPS)), rel, color=["0.6", "C0", "C2", "C0", "C3"])
+        ax.barh(range(len(SEGMENT_OPS)), rel, color=["0.6", "C0", "C2", "C3"])
         for y, (value, (k, _)) in enumerate(zip(rel, SEGMENT_OPS)):
             ax.text(value, y, f" {value:.2f} ({ms[k]:.1f} ms)", va="center", fontsize=7)
         ax.axvline(1.2, color="k", ls=":", lw=0.8)

@@ -1,6 +1,9 @@
 """The measurements, one function per task; each runs inside a worker subprocess whose thread
 counts were fixed before NumPy was imported, and returns a JSON-able dict.
 
+Everything timed is a public library function: the drivers `elstm_forward`, `bptt`,
+`rtrl_segment`, `rtrl_sequence` on a backend object, or a backend's kernel.
+
     ops         per-step kernel vs DRAM triad and vs NumPy (goal 1, Part A), segment form vs
                 BPTT and vs the step loop (goal 3), the library drivers numba vs numpy (Part A);
                 the same op set is timed at 1 and 2 threads for goal 4
@@ -17,11 +20,15 @@ import tracemalloc
 
 import numpy as np
 
-from rtrl_ref import rtrl
-from rtrl_ref.bench import cases, pipelines
+from rtrl_ref import traces as ref
+from rtrl_ref.bench import cases
 from rtrl_ref.bench.timing import interleaved, thread_settings
 from rtrl_ref.bench.triad import triad, triad_arrays
+from rtrl_ref.bptt import bptt
+from rtrl_ref.kernels import get_backend, numba_backend
 from rtrl_ref.params import ELSTMParams
+from rtrl_ref.rtrl import rtrl_segment, rtrl_sequence
+from rtrl_ref.unroll import elstm_forward
 
 
 def _ms(t) -> float:
@@ -33,8 +40,9 @@ def _fresh_grads(grads: ELSTMParams) -> ELSTMParams:
 
 
 # One step call takes milliseconds and the triad tens of them, so the step timings (and the
-# segment timings at small B) afford 4x the rounds of the other ops: their medians then move less with the shared machine's bandwidth,
-# which varied from 10 to 16 GB/s between runs of the same process here.
+# segment timings at small B) afford 4x the rounds of the other ops: their medians then move less
+# with the shared machine's bandwidth, which varied from 10 to 16 GB/s between runs of the same
+# process here.
 STEP_ROUNDS_FACTOR = 4
 
 
@@ -50,14 +58,12 @@ STEP_COPIES = 8
 
 def step_ops(B, H, I, dtype, rounds, triad_n) -> dict:
     """Fused per-step update: numba serial/parallel vs NumPy reference vs single-thread triad."""
-    from rtrl_ref.kernels import step_numba
-
     case = cases.step_case(B, H, I, dtype)
     copies = {k: [case.traces.copy() for _ in range(STEP_COPIES)] for k in ("serial", "parallel")}
     grads = {k: _fresh_grads(case.grads) for k in ("serial", "parallel", "single")}
     S_single = case.traces.copy()
-    kernels = dict(serial=step_numba.trace_step_accumulate,
-                   parallel=step_numba.trace_step_accumulate_parallel)
+    kernels = {k: numba_backend.backend(parallel=k == "parallel").trace_step_accumulate
+               for k in ("serial", "parallel")}
 
     def steady(k):
         def run():
@@ -68,12 +74,12 @@ def step_ops(B, H, I, dtype, rounds, triad_n) -> dict:
     a, b, c, s = triad_arrays(triad_n, dtype)
     t = interleaved({
         "triad": lambda: triad(a, b, c, s),
-        "step_numba_single_call": lambda: step_numba.trace_step_accumulate(
+        "step_numba_single_call": lambda: kernels["serial"](
             S_single, case.cache, case.reset_t, case.g_c_t, grads["single"]),
         "step_numba": steady("serial"),
         "step_numba_parallel": steady("parallel"),
-        "step_numpy": lambda: rtrl.trace_step_accumulate(case.traces, case.cache, case.reset_t,
-                                                         case.g_c_t, case.grads),
+        "step_numpy": lambda: ref.trace_step_accumulate(case.traces, case.cache, case.reset_t,
+                                                        case.g_c_t, case.grads),
     }, rounds=STEP_ROUNDS_FACTOR * rounds)
     per_call = {k: (STEP_COPIES if k in ("step_numba", "step_numba_parallel") else 1) for k in t}
     median = {k: v.median_s / per_call[k] for k, v in t.items()}
@@ -96,70 +102,70 @@ def step_ops(B, H, I, dtype, rounds, triad_n) -> dict:
 
 
 def segment_ops(T, B, H, I, dtype, rounds, with_library: bool = True) -> dict:
-    """One unroll: BPTT segment vs segment-form RTRL vs step loop; library drivers numba vs numpy."""
-    from rtrl_ref.kernels import numba_backend, step_numba
+    """One unroll through the library drivers on the numba backend: forward + BPTT vs segment-form
+    RTRL vs the step loop; the drivers and the carried pass numba vs numpy.
 
+    rtrl_segment runs as a learner runs it: carried-in traces overwritten (overwrite_traces=True),
+    on the trajectory of an earlier forward pass; it computes the input gradient g_x too."""
+    be = numba_backend.backend(parallel=False)
     c = cases.segment_case(T, B, H, I, dtype)
     S_rtrl = c.traces.copy()
     S_fr = c.traces.copy()
-    S_loop = c.traces.copy()
-    G_loop = rtrl.zero_grads(H, I, dtype)
-    x2d = c.x.reshape(T * B, I)
-    # the faster forward (Numba recurrence with scalar tanh, or NumPy's SIMD tanh per step) serves
-    # BPTT and RTRL alike
-    pick = interleaved({
-        "forward_numba": lambda: pipelines.forward_numba(c.p, c.W, c.x, c.keep, c.c_0),
-        "forward_numpy": lambda: pipelines.forward_numpy(c.p, c.W, c.x, c.keep, c.c_0),
-    }, rounds=3)
-    forward_name = min(pick, key=lambda k: pick[k].median_s)
-    forward = getattr(pipelines, forward_name)
+    W = np.concatenate([c.p.W_z, c.p.W_f])                            # (2H, I)
+    x2d = c.x.reshape(T * B, I)                                       # (TB, I)
+
+    def forward():
+        return elstm_forward(c.p, c.x, c.reset, c.c_0, backend=be)[1]
 
     def bptt_segment():
-        traj = forward(c.p, c.W, c.x, c.keep, c.c_0)
-        return pipelines.bptt_backward(c.W, traj, c.keep, c.g_c)
+        return bptt(c.p, forward(), c.reset, c.g_c, backend=be)
 
     def forward_rtrl():
-        traj = forward(c.p, c.W, c.x, c.keep, c.c_0)
-        return pipelines.rtrl_backward(c.W, traj, c.keep, c.g_c, S_fr)
+        return rtrl_segment(c.p, forward(), c.reset, c.g_c, S_fr, backend=be, overwrite_traces=True)
 
     ops = {
-        "gemm_forward": lambda: x2d @ c.W.T,
-        "forward": lambda: forward(c.p, c.W, c.x, c.keep, c.c_0),
+        "gemm_forward": lambda: x2d @ W.T,
+        "forward": forward,
+        "bptt_backward": lambda: bptt(c.p, c.traj, c.reset, c.g_c, backend=be),
         "bptt_segment": bptt_segment,
-        "rtrl_segment": lambda: pipelines.rtrl_backward(c.W, c.traj, c.keep, c.g_c, S_rtrl),
-        "rtrl_segment_no_input_grad": lambda: pipelines.rtrl_backward(c.W, c.traj, c.keep, c.g_c, S_rtrl,
-                                                                      input_grad=False),
+        "rtrl_segment": lambda: rtrl_segment(c.p, c.traj, c.reset, c.g_c, S_rtrl, backend=be,
+                                             overwrite_traces=True),
         "forward_rtrl_segment": forward_rtrl,
-        "step_loop": lambda: pipelines.step_loop(step_numba.trace_step_accumulate, c.traj, c.reset,
-                                                 c.g_c, S_loop, G_loop),
+        "step_loop": lambda: rtrl_sequence(c.traj, c.reset, c.g_c, c.traces, backend=be),
     }
     if with_library:
-        be = numba_backend.backend()
+        numpy_be = get_backend("numpy")
         rng = np.random.default_rng(2)
-        draw = lambda *shape: rng.standard_normal(shape).astype(dtype)
+
+        def draw(*shape):
+            return rng.standard_normal(shape).astype(dtype)
+
         pass_args = (draw(B, H), (0.5 * np.ones((B, H))).astype(dtype), draw(T, B, H), draw(T, B, H),
                      c.x, c.traj.c_tm1)
         S_pass = c.traces.copy()
         ops.update({
-            "library_rtrl_segment_numba": lambda: rtrl.rtrl_segment(c.p, c.traj, c.reset, c.g_c, c.traces,
-                                                                    backend="numba"),
-            "library_rtrl_segment_numpy": lambda: rtrl.rtrl_segment(c.p, c.traj, c.reset, c.g_c, c.traces,
-                                                                    backend="numpy"),
+            "library_rtrl_segment_numpy": lambda: rtrl_segment(c.p, c.traj, c.reset, c.g_c, c.traces,
+                                                               backend=numpy_be),
+            "library_rtrl_segment_numba_copy": lambda: rtrl_segment(c.p, c.traj, c.reset, c.g_c, c.traces,
+                                                                    backend=be),
+            "library_bptt_numpy": lambda: bptt(c.p, c.traj, c.reset, c.g_c, backend=numpy_be),
+            "library_forward_numpy": lambda: elstm_forward(c.p, c.x, c.reset, c.c_0, backend=numpy_be),
             "carried_pass_numba": lambda: be.segment_carried_pass(S_pass, *pass_args),
-            "carried_pass_numpy": lambda: rtrl.segment_carried_pass(c.traces, *pass_args),
+            "carried_pass_numpy": lambda: numpy_be.segment_carried_pass(c.traces, *pass_args),
         })
     t = interleaved(ops, rounds=rounds)
     ms = {k: _ms(v) for k, v in t.items()}
-    out = dict(times_ms=ms, forward_impl=forward_name,
-               forward_candidates_ms={k: _ms(v) for k, v in pick.items()},
+    out = dict(times_ms=ms,
                gemm_forward_GFLOPs=2 * T * B * I * 2 * H / t["gemm_forward"].median_s / 1e9,
                rtrl_over_bptt=ms["rtrl_segment"] / ms["bptt_segment"],
+               rtrl_over_bptt_backward=ms["rtrl_segment"] / ms["bptt_backward"],
                forward_rtrl_over_bptt=ms["forward_rtrl_segment"] / ms["bptt_segment"],
-               step_loop_over_rtrl=ms["step_loop"] / ms["rtrl_segment"],
-               step_loop_over_rtrl_same_outputs=ms["step_loop"] / ms["rtrl_segment_no_input_grad"])
+               step_loop_over_rtrl=ms["step_loop"] / ms["rtrl_segment"])
     if with_library:
         out["library_segment_speedup_numba_vs_numpy"] = (ms["library_rtrl_segment_numpy"]
-                                                         / ms["library_rtrl_segment_numba"])
+                                                         / ms["rtrl_segment"])
+        out["library_bptt_speedup_numba_vs_numpy"] = ms["library_bptt_numpy"] / ms["bptt_backward"]
+        out["library_forward_speedup_numba_vs_numpy"] = ms["library_forward_numpy"] / ms["forward"]
         out["carried_pass_speedup_numba_vs_numpy"] = ms["carried_pass_numpy"] / ms["carried_pass_numba"]
     return out
 
@@ -179,12 +185,30 @@ def ops(sizes: dict, dtypes: list[str], rounds: int, triad_n: int, segment_B: li
     return out
 
 
+def _torch_candidates(case, threads: int) -> dict:
+    """Closures over one case: the numba step (serial; parallel too with threads > 1) and torch."""
+    from rtrl_ref.bench import torch_eager
+
+    S, cache, keep, g_c, G = torch_eager.to_torch(case)
+    variants = ("serial", "parallel") if threads > 1 else ("serial",)
+    names = dict(serial="step_numba", parallel="step_numba_parallel")
+    candidates = {}
+    for variant in variants:
+        step = numba_backend.backend(parallel=variant == "parallel").trace_step_accumulate
+        S_numba, G_numba = case.traces.copy(), _fresh_grads(case.grads)
+
+        def run(step=step, S_numba=S_numba, G_numba=G_numba):
+            step(S_numba, case.cache, case.reset_t, case.g_c_t, G_numba)
+        candidates[names[variant]] = run
+    candidates["step_torch_eager"] = lambda: torch_eager.step(S, cache, keep, g_c, G)
+    return candidates
+
+
 def torch_ops(sizes: dict, dtypes: list[str], rounds: int, B_list: list[int] | None = None) -> dict:
     """Per-step update: Numba (serial, and parallel when threads > 1) vs the PyTorch-eager
     formulation, in this worker's thread setting, for every B in B_list; speedup = torch time /
     the faster Numba variant's time."""
     from rtrl_ref.bench import torch_eager
-    from rtrl_ref.kernels import step_numba
 
     if not torch_eager.available():
         return dict(skipped="torch not installed")
@@ -197,19 +221,8 @@ def torch_ops(sizes: dict, dtypes: list[str], rounds: int, B_list: list[int] | N
         out[dn] = {}
         for B in B_list or [sizes["B"]]:
             case = cases.step_case(B, sizes["H"], sizes["I"], np.dtype(dn))
-            S, cache, keep, g_c, G = torch_eager.to_torch(case)
-            S_numba, G_numba = case.traces.copy(), _fresh_grads(case.grads)
-            candidates = {
-                "step_numba": lambda: step_numba.trace_step_accumulate(S_numba, case.cache, case.reset_t,
-                                                                        case.g_c_t, G_numba),
-                "step_torch_eager": lambda: torch_eager.step(S, cache, keep, g_c, G),
-            }
-            if threads > 1:
-                S_par, G_par = case.traces.copy(), _fresh_grads(case.grads)
-                candidates["step_numba_parallel"] = lambda: step_numba.trace_step_accumulate_parallel(
-                    S_par, case.cache, case.reset_t, case.g_c_t, G_par)
             with torch.no_grad():
-                t = interleaved(candidates, rounds=STEP_ROUNDS_FACTOR * rounds)
+                t = interleaved(_torch_candidates(case, threads), rounds=STEP_ROUNDS_FACTOR * rounds)
             numba_best = min(t[k].median_s for k in t if k.startswith("step_numba"))
             out[dn][str(B)] = dict(times_ms={k: _ms(v) for k, v in t.items()},
                                    speedup=t["step_torch_eager"].median_s / numba_best)
@@ -231,15 +244,15 @@ def _peak(fn) -> int:
         tracemalloc.stop()
 
 
-def rtrl_online(p, W, x_pool, T: int, B: int, dtype):
+def rtrl_online(p, x_pool, T: int, B: int, dtype):
     """Fully online RTRL over T steps (cell step, immediate gradient, fused trace step); holds only
     the state (c, traces), the gradient accumulators and one step's temporaries."""
     from rtrl_ref.cell import cell_step
     from rtrl_ref.kernels import step_numba
 
     H, I = p.W_z.shape
-    state = rtrl.zero_state(B, H, I, dtype)
-    grads = rtrl.zero_grads(H, I, dtype)
+    state = ref.zero_state(B, H, I, dtype)
+    grads = ref.zero_grads(H, I, dtype)
     traces, c_t = state.traces, state.c
     reset_t = np.zeros(B, bool)                                       # (B,)
     for t in range(T):
@@ -249,34 +262,35 @@ def rtrl_online(p, W, x_pool, T: int, B: int, dtype):
     return grads
 
 
-def rtrl_segmented(p, W, x_pool, T: int, B: int, dtype, M: int = 50):
+def rtrl_segmented(p, x_pool, T: int, B: int, dtype, M: int = 50):
     """Exact RTRL as a learner runs it: unrolls of M steps, segment form, traces carried across
     unrolls; holds the state, the gradient and one unroll's activations (constant in T)."""
     H, I = p.W_z.shape
-    traces = rtrl.zero_traces(B, H, I, dtype)
+    traces = ref.zero_traces(B, H, I, dtype)
     c_t = np.zeros((B, H), dtype)                                     # (B, H)
-    grads = rtrl.zero_grads(H, I, dtype)
+    grads = ref.zero_grads(H, I, dtype)
     for t0 in range(0, T, M):
         m = min(M, T - t0)
         x = x_pool[np.arange(t0, t0 + m) % len(x_pool)]               # (m, B, I)
-        keep = np.ones((m, B))                                        # (m, B)
-        traj = pipelines.forward_numba(p, W, x, keep, c_t)
-        g_c = traj.c_t * dtype.type(0.01)                             # (m, B, H)
-        step_grads, _, traces = pipelines.rtrl_backward(W, traj, keep, g_c, traces)
-        grads = ELSTMParams(*(a + b for a, b in zip(grads, step_grads)))
-        c_t = traj.c_t[-1]
+        reset = np.zeros((m, B), bool)                                # (m, B)
+        c, traj = elstm_forward(p, x, reset, c_t, backend="numba")
+        g_c = c * dtype.type(0.01)                                    # (m, B, H)
+        seg = rtrl_segment(p, traj, reset, g_c, traces, backend="numba", overwrite_traces=True)
+        traces = seg.traces
+        grads = ELSTMParams(*(a + b for a, b in zip(grads, seg.grads)))
+        c_t = c[-1]
     return grads
 
 
-def bptt_full(p, W, x_pool, T: int, B: int, dtype):
+def bptt_full(p, x_pool, T: int, B: int, dtype):
     """Full (untruncated) BPTT over T steps: the inputs and activations of all T steps are held."""
     H, I = p.W_z.shape
     reps = -(-T // len(x_pool))
     x = np.concatenate([x_pool] * reps)[:T]                           # (T, B, I)
-    keep = np.ones((T, B))                                            # (T, B)
-    traj = pipelines.forward_numba(p, W, x, keep, np.zeros((B, H), dtype))
-    g_c = traj.c_t * dtype.type(0.01)                                 # (T, B, H)
-    return pipelines.bptt_backward(W, traj, keep, g_c)[0]
+    reset = np.zeros((T, B), bool)                                    # (T, B)
+    c, traj = elstm_forward(p, x, reset, np.zeros((B, H), dtype), backend="numba")
+    g_c = c * dtype.type(0.01)                                        # (T, B, H)
+    return bptt(p, traj, reset, g_c, backend="numba").grads
 
 
 def memory(H: int, I: int, dtype: str, T_grid: list[int], B_state: int, T_state: list[int],
@@ -286,35 +300,38 @@ def memory(H: int, I: int, dtype: str, T_grid: list[int], B_state: int, T_state:
     dtype = np.dtype(dtype)
     rng = np.random.default_rng(0)
     p = init_elstm(rng, I, H, dtype)
-    W = pipelines.stacked_weights(p)
     out = dict(H=H, I=I, dtype=dtype.name, method="tracemalloc peak (NumPy data buffers) during the "
                "run, excluding parameters", T=T_grid, rtrl_bytes=[], bptt_bytes=[], rtrl_seconds=[],
                bptt_seconds=[], T_online=[t for t in T_grid if t <= T_online_max], rtrl_online_bytes=[],
                rtrl_online_seconds=[], rtrl_form="segment form, unrolls of 50 steps, traces carried")
     x_pool = rng.standard_normal((64, 1, I)).astype(dtype)            # (64, 1, I) reused inputs
-    rtrl_online(p, W, x_pool, 2, 1, dtype)                            # warm-up (JIT cache load)
-    rtrl_segmented(p, W, x_pool, 2, 1, dtype)
-    bptt_full(p, W, x_pool, 2, 1, dtype)
+    rtrl_online(p, x_pool, 2, 1, dtype)                               # warm-up (JIT cache load)
+    rtrl_segmented(p, x_pool, 2, 1, dtype)
+    bptt_full(p, x_pool, 2, 1, dtype)
+
+    def timed_peak(fn, T, B, pool):
+        t0 = time.perf_counter()
+        peak = _peak(lambda: fn(p, pool, T, B, dtype))
+        return peak, time.perf_counter() - t0
+
     for T in out["T_online"]:
-        t0 = time.perf_counter()
-        out["rtrl_online_bytes"].append(_peak(lambda: rtrl_online(p, W, x_pool, T, 1, dtype)))
-        out["rtrl_online_seconds"].append(time.perf_counter() - t0)
+        peak, seconds = timed_peak(rtrl_online, T, 1, x_pool)
+        out["rtrl_online_bytes"].append(peak)
+        out["rtrl_online_seconds"].append(seconds)
     for T in T_grid:
-        t0 = time.perf_counter()
-        out["rtrl_bytes"].append(_peak(lambda: rtrl_segmented(p, W, x_pool, T, 1, dtype)))
-        out["rtrl_seconds"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        out["bptt_bytes"].append(_peak(lambda: bptt_full(p, W, x_pool, T, 1, dtype)))
-        out["bptt_seconds"].append(time.perf_counter() - t0)
+        for key, fn in (("rtrl", rtrl_segmented), ("bptt", bptt_full)):
+            peak, seconds = timed_peak(fn, T, 1, x_pool)
+            out[f"{key}_bytes"].append(peak)
+            out[f"{key}_seconds"].append(seconds)
     # the state a batch element carries, by array sizes and by tracemalloc (B_state elements)
-    state = rtrl.zero_state(B_state, H, I, dtype)
+    state = ref.zero_state(B_state, H, I, dtype)
     out["state_bytes_per_element"] = sum(a.nbytes for a in (state.c, *state.traces)) / B_state
     out["state_formula_bytes"] = (2 * H * I + 5 * H) * dtype.itemsize
     x_pool_b = rng.standard_normal((64, B_state, I)).astype(dtype)    # (64, B, I)
     out["B_state"] = B_state
     out["T_state"] = T_state
-    out["online_peak_per_element"] = [
-        _peak(lambda: rtrl_online(p, W, x_pool_b, T, B_state, dtype)) / B_state for T in T_state]
+    out["online_peak_per_element"] = [timed_peak(rtrl_online, T, B_state, x_pool_b)[0] / B_state
+                                      for T in T_state]
     out["bptt_min_bytes_per_step_model"] = (3 * H + I) * dtype.itemsize
     return out
 
@@ -326,12 +343,11 @@ def memory(H: int, I: int, dtype: str, T_grid: list[int], B_state: int, T_state:
 def warm_start() -> dict:
     """First call of every library kernel, float32 and float64, in this (fresh) process."""
     t_import = time.perf_counter()
-    from rtrl_ref.kernels import adjoint_numba, forward_numba, numba_backend, segment_numba, step_numba
+    from rtrl_ref.kernels import adjoint_numba, numba_backend, segment_numba, step_numba
     import_s = time.perf_counter() - t_import
     kernels = {
         "step_serial": step_numba.step_serial, "step_parallel": step_numba.step_parallel,
         "carry_serial": segment_numba.carry_serial, "carry_parallel": segment_numba.carry_parallel,
-        "forward_recurrence": forward_numba.forward_recurrence,
         "bptt_adjoint": adjoint_numba.bptt_adjoint,
         "segment_coefficients": adjoint_numba.segment_coefficients,
     }
@@ -344,8 +360,10 @@ def warm_start() -> dict:
             be.trace_step_accumulate(c.traces.copy(), c.cache, c.reset_t, c.g_c_t, _fresh_grads(c.grads))
         s = cases.segment_case(3, 2, 3, 4, dtype)
         for parallel in (False, True):
-            pipelines.rtrl_backward(s.W, s.traj, s.keep, s.g_c, s.traces.copy(), parallel=parallel)
-        pipelines.bptt_backward(s.W, s.traj, s.keep, s.g_c)
+            be = numba_backend.backend(parallel=parallel)
+            rtrl_segment(s.p, s.traj, s.reset, s.g_c, s.traces, backend=be)
+            be.segment_carried_pass(s.traces.copy(), s.g_c[0], s.g_c[0], s.g_c, s.g_c, s.x, s.traj.c_tm1)
+        bptt(s.p, s.traj, s.reset, s.g_c, backend="numba")
     first_calls_s = time.perf_counter() - t0
     stats = {}
     for name, k in kernels.items():

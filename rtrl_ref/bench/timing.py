@@ -91,7 +91,7 @@ def machine() -> dict:
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         info["blas"] = f"{blas.get('name')} {blas.get('version')}"
-    except Exception:  # noqa: BLE001 - show_config's layout is informational only
+    except Exception:  # show_config's layout is informational only
         pass
     try:
         info["loadavg"] = os.getloadavg()

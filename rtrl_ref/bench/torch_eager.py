@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from rtrl_ref.params import ELSTMParams
-from rtrl_ref.rtrl import Traces
+from rtrl_ref.traces import Traces
 
 
 def available() -> bool:
@@ -36,7 +36,9 @@ def to_torch(case):
     """StepCase of NumPy arrays -> (S, cache fields, keep, g_c, G) as torch tensors."""
     import torch
 
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(a))
+    def t(a):
+        return torch.from_numpy(np.ascontiguousarray(a))
+
     S = [t(a.copy()) for a in case.traces]
     G = [t(a.copy()) for a in case.grads]
     c = case.cache

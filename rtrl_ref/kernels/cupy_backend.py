@@ -1,7 +1,10 @@
-"""The CuPy GPU backend: fused per-step kernel and carried-trace pass of the segment form.
+"""The CuPy GPU backend (fields of `rtrl_ref.kernels.Backend`):
 
-    trace_step_accumulate   rtrl_ref.kernels.step_cupy     (reference rtrl_ref.rtrl.trace_step_accumulate)
-    segment_carried_pass    rtrl_ref.kernels.segment_cupy  (reference rtrl_ref.rtrl.segment_carried_pass)
+    trace_step_accumulate   rtrl_ref.kernels.step_cupy     (reference rtrl_ref.traces.trace_step_accumulate)
+    segment_carried_pass    rtrl_ref.kernels.segment_cupy  (reference rtrl_ref.traces.segment_carried_pass)
+
+The whole-unroll fields are None: the drivers run their reference code, plain array code that
+runs on CuPy arrays, and call the two kernels above.
 
 Arrays are CuPy arrays (NumPy inputs are copied to the device). `backend()` raises ImportError
 when cupy is not installed and RuntimeError when no CUDA device is usable, so
@@ -10,7 +13,7 @@ when cupy is not installed and RuntimeError when no CUDA device is usable, so
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from rtrl_ref.kernels.interface import Backend
 
 
 def require_cupy():
@@ -23,7 +26,7 @@ def require_cupy():
                           "CUDA 12 GPU") from err
     try:
         usable = bool(cupy.is_available())
-    except Exception as err:  # noqa: BLE001 - any CUDA driver/runtime failure means unusable
+    except Exception as err:  # any CUDA driver or runtime failure means unusable
         raise RuntimeError(f"cupy backend: CUDA is not usable here ({err})") from err
     if not usable:
         raise RuntimeError("cupy backend: cupy is installed but no CUDA GPU is available "
@@ -31,12 +34,13 @@ def require_cupy():
     return cupy
 
 
-def backend() -> SimpleNamespace:
+def backend() -> Backend:
     require_cupy()
     from rtrl_ref.kernels import segment_cupy, step_cupy
 
-    return SimpleNamespace(
+    return Backend(
         name="cupy",
         trace_step_accumulate=step_cupy.trace_step_accumulate,
         segment_carried_pass=segment_cupy.segment_carried_pass,
+        traces_in_place=True,
     )

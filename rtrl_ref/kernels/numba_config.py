@@ -5,7 +5,7 @@ layer is chosen before any parallel kernel can run:
 
 - threading layer `workqueue` (Numba's own pool) unless the user set NUMBA_THREADING_LAYER:
   the OpenMP layer kills children of `fork()` once it has run (gymnasium's AsyncVectorEnv forks
-  on Linux), and its spinning threads collide with threaded OpenBLAS (PERF-NOTES.md);
+  on Linux), and its spinning threads collide with threaded OpenBLAS (docs/performance.md);
 - `error_model='numpy'`: no division-by-zero branch that would stop loops from vectorising;
 - `cache=True`: a warm first call loads machine code instead of compiling; one `def` per
   variant (serial and parallel are separate functions, never two `njit`s of the same `def`).

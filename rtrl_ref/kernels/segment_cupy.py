@@ -1,6 +1,6 @@
 """Carried-trace pass of the segment form (CuPy: cuBLAS batched GEMM + one fused RawKernel).
 
-Reproduces the NumPy reference `rtrl_ref.rtrl.segment_carried_pass` (equations in
+Reproduces the NumPy reference `rtrl_ref.traces.segment_carried_pass` (equations in
 `rtrl_ref.kernels.segment_numba`). Batch elements are processed in chunks of k: one strided
 batched GEMM (cuBLAS, through cupy.matmul) gives M = U[b0:b1] @ x_b[b0:b1], (k, 2H, T) @ (k, T, I),
 then one kernel, one thread per (row of [W_z ; W_f], i), loops over the chunk's b:
@@ -18,7 +18,7 @@ import numpy as np
 
 from rtrl_ref.kernels.cupy_common import device_input, device_output, kernel_dtype, raw_kernel
 from rtrl_ref.params import ELSTMParams
-from rtrl_ref.rtrl import Traces, segment_vector_pass
+from rtrl_ref.traces import Traces, segment_vector_pass
 
 MAX_CHUNK_BYTES = 256 * 2**20
 
@@ -49,7 +49,7 @@ THREADS = 128
 
 
 def segment_carried_pass(traces_in: Traces, coef_in, decay_in, u_z, u_f, x, c_tm1):
-    """Same contract as `rtrl_ref.rtrl.segment_carried_pass`; reuses traces_in's W_z, W_f memory."""
+    """Same contract as `rtrl_ref.traces.segment_carried_pass`; reuses traces_in's W_z, W_f memory."""
     import cupy
 
     if not isinstance(traces_in, Traces):

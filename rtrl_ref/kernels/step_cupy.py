@@ -1,6 +1,6 @@
 """Fused per-step RTRL kernel (CuPy RawKernel): reset + trace update + gradient accumulation.
 
-Reproduces the NumPy reference `rtrl_ref.rtrl.trace_step_accumulate` (equations in
+Reproduces the NumPy reference `rtrl_ref.traces.trace_step_accumulate` (equations in
 `rtrl_ref.kernels.step_numba`): with J_b = keep_b * dc_dctm1[b, h],
 
     S.W_z[b, h, i] = J_b S.W_z[b, h, i] + dc_dzpre[b, h] x_t[b, i]      (W_f with dc_dfpre)
@@ -19,14 +19,14 @@ import numpy as np
 from rtrl_ref.cell import CellCache
 from rtrl_ref.kernels.cupy_common import device_input, device_output, kernel_dtype, raw_kernel
 from rtrl_ref.params import ELSTMParams
-from rtrl_ref.rtrl import Traces
+from rtrl_ref.traces import Traces
 
 MATRIX_SOURCE = r"""
 extern "C" __global__
 void step_matrix(real* __restrict__ S_z, real* __restrict__ S_f,
                  real* __restrict__ G_z, real* __restrict__ G_f,
                  const real* __restrict__ x, const real* __restrict__ J,
-                 const real* __restrict__ g_z, const real* __restrict__ g_f,
+                 const real* __restrict__ dc_dzpre, const real* __restrict__ dc_dfpre,
                  const real* __restrict__ keep, const real* __restrict__ g_c,
                  const int B, const int H, const int I)
 {
@@ -40,8 +40,8 @@ void step_matrix(real* __restrict__ S_z, real* __restrict__ S_f,
         const long long k = bh * I + i;
         const real j = keep[b] * J[bh];
         const real x_bi = x[(long long)b * I + i];
-        const real s_z = j * S_z[k] + g_z[bh] * x_bi;
-        const real s_f = j * S_f[k] + g_f[bh] * x_bi;
+        const real s_z = j * S_z[k] + dc_dzpre[bh] * x_bi;
+        const real s_f = j * S_f[k] + dc_dfpre[bh] * x_bi;
         S_z[k] = s_z;
         S_f[k] = s_f;
         acc_z += g_c[bh] * s_z;
@@ -60,7 +60,7 @@ void step_vector(real* __restrict__ s_wz, real* __restrict__ s_wf,
                  real* __restrict__ G_wz, real* __restrict__ G_wf,
                  real* __restrict__ G_bz, real* __restrict__ G_bf,
                  const real* __restrict__ c_tm1, const real* __restrict__ J,
-                 const real* __restrict__ g_z, const real* __restrict__ g_f,
+                 const real* __restrict__ dc_dzpre, const real* __restrict__ dc_dfpre,
                  const real* __restrict__ keep, const real* __restrict__ g_c,
                  const int B, const int H)
 {
@@ -70,10 +70,10 @@ void step_vector(real* __restrict__ s_wz, real* __restrict__ s_wf,
     for (int b = 0; b < B; ++b) {
         const long long k = (long long)b * H + h;
         const real j = keep[b] * J[k];
-        const real v_wz = j * s_wz[k] + g_z[k] * c_tm1[k];
-        const real v_wf = j * s_wf[k] + g_f[k] * c_tm1[k];
-        const real v_bz = j * s_bz[k] + g_z[k];
-        const real v_bf = j * s_bf[k] + g_f[k];
+        const real v_wz = j * s_wz[k] + dc_dzpre[k] * c_tm1[k];
+        const real v_wf = j * s_wf[k] + dc_dfpre[k] * c_tm1[k];
+        const real v_bz = j * s_bz[k] + dc_dzpre[k];
+        const real v_bf = j * s_bf[k] + dc_dfpre[k];
         s_wz[k] = v_wz; s_wf[k] = v_wf; s_bz[k] = v_bz; s_bf[k] = v_bf;
         a_wz += g_c[k] * v_wz; a_wf += g_c[k] * v_wf;
         a_bz += g_c[k] * v_bz; a_bf += g_c[k] * v_bf;
@@ -86,7 +86,7 @@ THREADS = 128
 
 
 def trace_step_accumulate(traces: Traces, cache: CellCache, reset_t, g_c_t, grads: ELSTMParams):
-    """Same contract as `rtrl_ref.rtrl.trace_step_accumulate`; traces and grads in place (device)."""
+    """Same contract as `rtrl_ref.traces.trace_step_accumulate`; traces and grads in place (device)."""
     import cupy
 
     if not isinstance(traces, Traces):
@@ -100,7 +100,7 @@ def trace_step_accumulate(traces: Traces, cache: CellCache, reset_t, g_c_t, grad
     G = [device_output(f"grads.{f}", a, (H, I) if k < 2 else (H,), dtype, "H,I")
          for k, (f, a) in enumerate(zip(ELSTMParams._fields, grads))]
     x_t = device_input("cache.x_t", cache.x_t, (B, I), dtype, "B,I")
-    c_tm1, g_z, g_f, J = (device_input(f"cache.{f}", getattr(cache, f), (B, H), dtype, "B,H")
+    c_tm1, dc_dzpre, dc_dfpre, J = (device_input(f"cache.{f}", getattr(cache, f), (B, H), dtype, "B,H")
                           for f in ("c_tm1", "dc_dzpre", "dc_dfpre", "dc_dctm1"))
     reset_t = cupy.asarray(reset_t)
     if tuple(reset_t.shape) != (B,) or reset_t.dtype != np.dtype(bool):
@@ -111,9 +111,9 @@ def trace_step_accumulate(traces: Traces, cache: CellCache, reset_t, g_c_t, grad
     dn = dtype.name
     raw_kernel(MATRIX_SOURCE, "step_matrix", dn)(
         ((I + THREADS - 1) // THREADS, H), (THREADS,),
-        (S[0], S[1], G[0], G[1], x_t, J, g_z, g_f, keep, g_c, np.int32(B), np.int32(H), np.int32(I)))
+        (S[0], S[1], G[0], G[1], x_t, J, dc_dzpre, dc_dfpre, keep, g_c, np.int32(B), np.int32(H), np.int32(I)))
     raw_kernel(VECTOR_SOURCE, "step_vector", dn)(
         ((H + THREADS - 1) // THREADS,), (THREADS,),
-        (S[2], S[3], S[4], S[5], G[2], G[3], G[4], G[5], c_tm1, J, g_z, g_f, keep, g_c,
+        (S[2], S[3], S[4], S[5], G[2], G[3], G[4], G[5], c_tm1, J, dc_dzpre, dc_dfpre, keep, g_c,
          np.int32(B), np.int32(H)))
     return Traces(*S), ELSTMParams(*G)

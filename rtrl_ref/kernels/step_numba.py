@@ -1,7 +1,7 @@
 """Fused per-step RTRL kernel (Numba): reset + trace update + gradient accumulation, one pass.
 
-Reproduces the NumPy reference `rtrl_ref.rtrl.trace_step_accumulate`: for every batch element b
-and unit h, with keep_b = 1 - reset_t[b] and J = dc_dctm1 (DESIGN.md section 2),
+Reproduces the NumPy reference `rtrl_ref.traces.trace_step_accumulate`: for every batch element b
+and unit h, with keep_b = 1 - reset_t[b] and J = dc_dctm1 (docs/derivation.md, Eqs. 7-10),
 
     S.W_z[b, h, :] = (keep_b J[b, h]) S.W_z[b, h, :] + dc_dzpre[b, h] x_t[b, :]
     S.W_f[b, h, :] = (keep_b J[b, h]) S.W_f[b, h, :] + dc_dfpre[b, h] x_t[b, :]
@@ -13,14 +13,13 @@ One trace matrix at a time (S.W_z, then S.W_f), in blocks of units whose gradien
 128 KiB (`block_units`), and within a block four batch elements per pass (b outer), units inner,
 and one contiguous inner loop over I that LLVM vectorises: each gradient row is loaded and
 stored once per four elements, and only five rows stream at once (four trace rows and one
-gradient row). On the 2-vCPU test machine this ran 1.2-1.4x faster than updating both matrices
-of a pair of elements in one loop (eight trace streams), measured side by side with a cache flush
-before every call. Each trace row is read once and written once (a read-modify-write stream of
-4*B*H*I numbers); the gradient block stays in L2. Blocking the units mattered for float64, whose
-(H, I) gradient (526 KB at H=256, I=257) does not fit the 512 KiB L2: 2-14% faster in five
-side-by-side runs; for float32 (one block at these sizes) it changes nothing.
-The (B, H) vector traces are a separate, tiny pass. Traces and grads are updated in place and returned (the backend
-contract: callers treat both inputs as consumed).
+gradient row); this layout measured faster than updating both matrices of a pair of elements in
+one loop (eight trace streams). Each trace row is read once and written once (a read-modify-write
+stream of 4*B*H*I numbers); the gradient block stays in L2. Blocking the units matters for
+float64, whose (H, I) gradient (526 KB at H=256, I=257) can exceed L2; for float32 at these
+sizes it is one block. Measurements: docs/performance.md.
+The (B, H) vector traces are a separate, tiny pass. Traces and grads are updated in place and
+returned (the backend contract: callers treat both inputs as consumed).
 
 Two variants, separate `def`s so their cache entries stay apart: `step_serial` and
 `step_parallel` (units split into n_chunks contiguous blocks, one per thread; each thread loops
@@ -36,7 +35,7 @@ import numpy as np
 from rtrl_ref.cell import CellCache
 from rtrl_ref.kernels.numba_config import JIT, JIT_PARALLEL, as_input, as_keep, as_output, kernel_dtype, n_chunks_for
 from rtrl_ref.params import ELSTMParams
-from rtrl_ref.rtrl import Traces
+from rtrl_ref.traces import Traces
 from rtrl_ref.validate import check_array
 
 
@@ -109,20 +108,20 @@ def _update_vector_units(h0, h1, s_wz, s_wf, s_bz, s_bf, G_wz, G_wf, G_bz, G_bf,
     for b in range(dc_dctm1.shape[0]):
         for h in range(h0, h1):
             J = keep[b] * dc_dctm1[b, h]
-            g_z = dc_dzpre[b, h]
-            g_f = dc_dfpre[b, h]
+            dz = dc_dzpre[b, h]
+            df = dc_dfpre[b, h]
             g_c = g_c_t[b, h]
             c = c_tm1[b, h]
-            s = J * s_wz[b, h] + g_z * c
+            s = J * s_wz[b, h] + dz * c
             s_wz[b, h] = s
             G_wz[h] += g_c * s
-            s = J * s_wf[b, h] + g_f * c
+            s = J * s_wf[b, h] + df * c
             s_wf[b, h] = s
             G_wf[h] += g_c * s
-            s = J * s_bz[b, h] + g_z
+            s = J * s_bz[b, h] + dz
             s_bz[b, h] = s
             G_bz[h] += g_c * s
-            s = J * s_bf[b, h] + g_f
+            s = J * s_bf[b, h] + df
             s_bf[b, h] = s
             G_bf[h] += g_c * s
 
@@ -180,8 +179,8 @@ def _prepare(traces: Traces, cache: CellCache, reset_t, g_c_t, grads: ELSTMParam
 def _prepare_fast(traces, cache, reset_t, g_c_t, grads):
     """The common case in a few microseconds (every argument already a C-contiguous ndarray of
     one float dtype with the expected shape; outputs writeable); None sends the call through
-    `_prepare`, which builds the error messages. At B = 1 the full check cost as much as the
-    kernel (about 45 us each on the 2-core machine)."""
+    `_prepare`, which builds the error messages. At B = 1 the full check costs about as much
+    as the kernel itself."""
     W = traces.W_z
     if type(W) is not np.ndarray or W.ndim != 3 or W.dtype not in _FLOATS:
         return None
@@ -212,7 +211,7 @@ def block_units(I: int, itemsize: int) -> int:
 
 
 def trace_step_accumulate(traces: Traces, cache: CellCache, reset_t, g_c_t, grads: ELSTMParams):
-    """Serial fused step; same contract as `rtrl_ref.rtrl.trace_step_accumulate` (in place)."""
+    """Serial fused step; same contract as `rtrl_ref.traces.trace_step_accumulate` (in place)."""
     prepared = _prepare_fast(traces, cache, reset_t, g_c_t, grads) if isinstance(traces, Traces) else None
     S, G, inputs = prepared or _prepare(traces, cache, reset_t, g_c_t, grads)
     step_serial(*S, *G, *inputs, block_units(S[0].shape[2], S[0].itemsize))

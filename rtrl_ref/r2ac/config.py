@@ -1,18 +1,30 @@
-"""Training configuration: one typed dataclass, presets, and the command-line parser built from it.
+"""Training configuration: one typed dataclass, presets, the command-line parser built from it,
+and the config's JSON round trip (config.json of a run folder, validation on load, resume).
 
 Every field carries its own one-line help (the `help` metadata), which is what `--help` prints.
-Presets change several fields at once; explicit command-line flags win over a preset.
+Presets change several fields at once; explicit command-line flags win over a preset. Without
+--preset, an environment family gets its default preset (FAMILY_DEFAULTS); the preset a run
+applied is stored in its `preset` field, printed at the start of the run and written to
+config.json (`preset_applied`, with the values it set).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import os
+import textwrap
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
 
-from rtrl_ref.r2ac.core import LEARNERS, STEM_GRADS
+from rtrl_ref.kernels import BACKENDS
+from rtrl_ref.r2ac.core import LEARNERS, STEM_GRADS, get_learner, get_stem_grad
+from rtrl_ref.r2ac.stems import STEMS
 
-STEM_NAMES = ("auto", "nature", "impala", "mlp", "identity")
+STEM_NAMES = ("auto", *STEMS)
+CONFIG_FILE = "config.json"
 
 
 def _f(default, help: str, **kw):
@@ -21,13 +33,19 @@ def _f(default, help: str, **kw):
 
 @dataclass(frozen=True)
 class Config:
-    env: str = _f("memory:cue?delay=8", "environment spec (envs.make), e.g. atari:Breakout, procgen:chaser, gym:CartPole-v1, memory:cue?delay=40")
-    learner: str = _f("rtrl", "eLSTM gradient: rtrl (exact, untruncated), tbptt (cut at the unroll start) or feedforward", choices=LEARNERS)
-    stem: str = _f("auto", "observation encoder: nature (CNN), impala (deep ResNet), mlp, identity (vectors straight into the eLSTM); auto = nature for pixels, mlp for vectors", choices=STEM_NAMES)
-    stem_grad: str = _f("tbptt", "gradient into the stem: tbptt (through the eLSTM inside the unroll), immediate (one step) or frozen", choices=STEM_GRADS)
-    preset: str = _f("", "apply a preset first: " + ", ".join(["cpu-memory", "cpu-atari", "paper-atari", "paper-procgen", "paper-dmlab"]))
+    env: str = _f("memory:cue?delay=8", "environment spec (envs.make), e.g. atari:Breakout, procgen:chaser, "
+                  "gym:CartPole-v1, memory:cue?delay=40")
+    learner: str = _f("rtrl", "eLSTM gradient: rtrl (exact, untruncated), tbptt (cut at the unroll start) or "
+                      "feedforward", choices=tuple(LEARNERS))
+    stem: str = _f("auto", "observation encoder: nature (CNN), impala (deep ResNet), mlp, identity (vectors "
+                   "straight into the eLSTM); auto = nature for pixels, mlp for vectors", choices=STEM_NAMES)
+    stem_grad: str = _f("tbptt", "gradient into the stem: tbptt (through the eLSTM inside the unroll), "
+                        "immediate (one step) or frozen", choices=tuple(STEM_GRADS))
+    preset: str = _f("", "preset applied before the flags (see the list below); empty = the environment "
+                     "family's default preset")
     seed: int = _f(0, "seed of parameters, environments and action sampling (one place)")
-    total_frames: int = _f(400_000, "training budget in agent steps summed over environments (each update adds unroll * num_envs)")
+    total_frames: int = _f(400_000, "training budget in agent steps summed over environments (each update "
+                           "adds unroll * num_envs)")
     num_envs: int = _f(16, "environments stepped together (the batch B)")
     unroll: int = _f(8, "unroll length M: loss steps per update (and TBPTT span)")
     hidden: int = _f(32, "eLSTM hidden units H")
@@ -43,8 +61,10 @@ class Config:
     baseline_cost: float = _f(0.5, "weight of the baseline loss 0.5 * sum (v_s - V)^2")
     entropy_cost: float = _f(0.01, "weight of the negative-entropy loss")
     reward_clip: float = _f(1.0, "rewards are clipped to [-reward_clip, reward_clip] in the loss and the core input")
-    blas_threads: int = _f(1, "BLAS threads for the learner (1 avoids thread pools spinning against the environments and Numba; 0 = library default)")
-    backend: str = _f("numba", "trace kernels: numpy (reference), numba (CPU default), cupy", choices=("numpy", "numba", "cupy"))
+    blas_threads: int = _f(1, "BLAS threads for the learner (1 avoids thread pools spinning against the "
+                           "environments and Numba; 0 = library default)")
+    backend: str = _f("numba", "kernels of the eLSTM forward, BPTT and RTRL: numpy (reference), numba (CPU "
+                      "default), cupy", choices=BACKENDS)
     run_dir: str = _f("runs", "parent folder of run folders")
     run_name: str = _f("", "run folder name (default: env-learner-seed-time)")
     checkpoint_minutes: float = _f(5.0, "minutes between atomic checkpoints (one is always written at the end)")
@@ -58,7 +78,7 @@ PRESETS: dict[str, dict] = {
     # observation fed straight into the eLSTM so that every recurrent weight gets exact RTRL;
     # forget bias 1 (f ~ 0.73 at init) keeps a trace of the cue alive long enough for the
     # gradient to find it (with 0, 2 of 3 seeds stayed at chance for 800k frames);
-    # rtrl learns it in about a minute on 2 cores, tbptt and feedforward stay at chance
+    # rtrl learns it, tbptt and feedforward stay at chance (docs/results/memory-span)
     "cpu-memory": dict(num_envs=16, unroll=4, hidden=32, stem="identity", lr=2e-3,
                        forget_bias=1.0, total_frames=600_000),
     # Atari on this 2-core CPU: Nature stem, short unroll, small core. Two changes from the
@@ -70,7 +90,8 @@ PRESETS: dict[str, dict] = {
     #   was below 0.01 (stem FC median 2e-6), so eps = 0.01 froze them (steps of lr * g / eps)
     "cpu-atari": dict(num_envs=8, unroll=20, hidden=64, features=256, stem="nature", lr=6e-4,
                       stem_init="he", rms_eps=1e-5, total_frames=2_000_000),
-    # the paper's settings (PAPER-FACTS section 3): B = 32, IMPALA stem, hidden 256/512
+    # the paper's settings (Irie et al. 2024, R2AC experiments and their training scripts): B = 32, IMPALA
+    # stem, unroll 50 (100 on DMLab), hidden 256 (512 on DMLab), RMSProp lr 6e-4, eps 0.01
     "paper-atari": dict(num_envs=32, unroll=50, hidden=256, features=256, stem="impala", lr=6e-4,
                         stem_init="pytorch", rms_eps=0.01, total_frames=200_000_000),
     "paper-procgen": dict(env="procgen:chaser", num_envs=32, unroll=50, hidden=256, features=256,
@@ -79,19 +100,37 @@ PRESETS: dict[str, dict] = {
                         stem="impala", lr=6e-4, stem_init="pytorch", rms_eps=0.01, total_frames=100_000_000),
 }
 
-# Defaults per environment family when neither preset nor flag says otherwise.
+# The preset an environment family gets when --preset is not given (other families get none).
 FAMILY_DEFAULTS: dict[str, str] = {"memory": "cpu-memory", "atari": "cpu-atari", "procgen": "cpu-atari",
                                    "dmlab": "cpu-atari"}
+
+
+# ----------------------------------------------------------------------------- command line
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the epilog's line breaks (the preset table)."""
+
+
+def presets_help() -> str:
+    """The --help epilog: every preset's values and the family defaults."""
+    lines = ["presets (applied before the flags; an explicit flag wins over its preset):"]
+    for name, values in PRESETS.items():
+        lines.append(f"  {name:14s} " + " ".join(f"{k}={v}" for k, v in values.items()))
+    families = ", ".join(f"{family} -> {name}" for family, name in FAMILY_DEFAULTS.items())
+    lines += ["", textwrap.fill(f"default preset of each environment family when --preset is not given: "
+                                f"{families}; other families (gym, popgym, ...) get no preset: the defaults "
+                                "above apply.", width=100)]
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m rtrl_ref.train",
         description="Train a real-time recurrent actor-critic (R2AC) with an eLSTM core.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        epilog=presets_help(), formatter_class=_HelpFormatter)
     for f in dataclasses.fields(Config):
         flag = "--" + f.name.replace("_", "-")
-        kw = dict(help=f.metadata["help"], default=argparse.SUPPRESS)
+        kw = dict(help=f"{f.metadata['help']} (default: {f.default!r})", default=argparse.SUPPRESS)
         if f.type in ("bool", bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
             continue
@@ -109,49 +148,37 @@ def _int_with_underscores(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
+def preset_for(env: str, preset: str = "") -> str:
+    """The preset a run applies: --preset if given, else its environment family's default ('' = none)."""
+    if preset and preset not in PRESETS:
+        raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {preset!r}")
+    return preset or FAMILY_DEFAULTS.get(env.split(":", 1)[0], "")
+
+
 def make_config(argv: list[str] | None = None, **overrides) -> Config:
-    """Defaults <- family default preset <- --preset <- explicit flags <- overrides."""
+    """Defaults <- preset (--preset, else the family's default) <- explicit flags <- overrides.
+
+    The returned config's `preset` names the preset that was applied.
+    """
     flags = vars(build_parser().parse_args(argv if argv is not None else []))
     flags.update(overrides)
     if flags.get("resume"):
         return resume_config(flags)
-    values: dict = {}
-    env = flags.get("env", Config.env)
-    family = env.split(":", 1)[0]
-    preset = flags.get("preset", "")
-    if preset and preset not in PRESETS:
-        raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {preset!r}")
-    if not preset and family in FAMILY_DEFAULTS:
-        values.update(PRESETS[FAMILY_DEFAULTS[family]])
-    if preset:
-        values.update(PRESETS[preset])
+    preset = preset_for(flags.get("env", Config.env), flags.get("preset", ""))
+    values: dict = dict(PRESETS.get(preset, {}))
     values.update(flags)
+    values["preset"] = preset
     config = Config(**values)
     validate_config(config)
     return config
 
 
-RESUMABLE = ("total_frames", "progress", "checkpoint_minutes", "log_every", "backend", "blas_threads")
-
-
-def resume_config(flags: dict) -> Config:
-    """The saved config of the run, with the few flags that may change on resume."""
-    import dataclasses as dc
-
-    from rtrl_ref.r2ac.runs import read_config
-
-    saved = read_config(flags["resume"])
-    changed = {k: v for k, v in flags.items() if k in RESUMABLE}
-    refused = sorted(k for k, v in flags.items() if k not in RESUMABLE + ("resume",) and v != getattr(saved, k))
-    if refused:
-        raise ValueError(f"resume: options {refused} differ from the saved run's config; only "
-                         f"{list(RESUMABLE)} may change when resuming")
-    config = dc.replace(saved, resume=flags["resume"], **changed)
-    validate_config(config)
-    return config
-
-
 def validate_config(c: Config) -> None:
+    get_learner(c.learner)
+    get_stem_grad(c.stem_grad)
+    if c.env.split("?", 1)[0] == "memory:copy":
+        raise ValueError("env: memory:copy is the supervised copy task, not an environment of this trainer; "
+                         "run it with python -m rtrl_ref.copy_task (see its --help)")
     if c.blas_threads < 0:
         raise ValueError(f"blas_threads: expected an integer >= 0, got {c.blas_threads}")
     for name in ("total_frames", "num_envs", "unroll", "hidden", "features", "log_every"):
@@ -162,3 +189,68 @@ def validate_config(c: Config) -> None:
             raise ValueError(f"{name}: expected a positive number, got {getattr(c, name)}")
     if not 0 <= c.discount <= 1:
         raise ValueError(f"discount: expected a value in [0, 1], got {c.discount}")
+
+
+def describe_config(config: Config) -> str:
+    """The resolved configuration, one `name value` line per field, printed at the start of a run."""
+    values = PRESETS.get(config.preset, {})
+    applied = f"preset {config.preset}: " + " ".join(f"{k}={v}" for k, v in values.items()) if config.preset \
+        else "no preset"
+    width = max(len(f.name) for f in dataclasses.fields(Config))
+    rows = [f"  {f.name:{width}s}  {getattr(config, f.name)}" for f in dataclasses.fields(Config)]
+    return "\n".join([f"configuration ({applied}; explicit flags win):", *rows])
+
+
+# ----------------------------------------------------------------------------- config.json
+
+RESUMABLE = ("total_frames", "progress", "checkpoint_minutes", "log_every", "backend", "blas_threads")
+
+
+def write_config(run_dir: Path, config: Config, git_revision: str = "unknown") -> None:
+    """Write run_dir/config.json atomically: the config, the preset it applied and the git revision."""
+    applied = dict(name=config.preset, values=PRESETS.get(config.preset, {}))
+    data = dict(config=dataclasses.asdict(config), preset_applied=applied, git_revision=git_revision)
+    tmp = Path(run_dir) / (CONFIG_FILE + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, Path(run_dir) / CONFIG_FILE)
+
+
+class RunRecord(NamedTuple):
+    """The contents of a run's config.json."""
+
+    config: Config
+    preset_applied: dict       # {"name": preset name or "", "values": the fields it set}
+    git_revision: str
+
+
+def read_run_record(run_dir: Path) -> RunRecord:
+    """config.json of a run folder, validated; ValueError naming the folder if it has none or a bad one."""
+    file = Path(run_dir) / CONFIG_FILE
+    if not file.exists():
+        raise ValueError(f"resume: {run_dir} is not a run folder (no {CONFIG_FILE})")
+    try:
+        data = json.loads(file.read_text())
+        config = Config(**data["config"])
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"resume: {file} is not a valid run config ({err})") from None
+    validate_config(config)
+    applied = data.get("preset_applied", dict(name=config.preset, values=PRESETS.get(config.preset, {})))
+    return RunRecord(config, applied, data.get("git_revision", "unknown"))
+
+
+def read_config(run_dir: Path) -> Config:
+    """The validated config of a run folder."""
+    return read_run_record(run_dir).config
+
+
+def resume_config(flags: dict) -> Config:
+    """The saved config of the run, with the few flags that may change on resume."""
+    saved = read_config(flags["resume"])
+    changed = {k: v for k, v in flags.items() if k in RESUMABLE}
+    refused = sorted(k for k, v in flags.items() if k not in RESUMABLE + ("resume",) and v != getattr(saved, k))
+    if refused:
+        raise ValueError(f"resume: options {refused} differ from the saved run's config; only "
+                         f"{list(RESUMABLE)} may change when resuming")
+    config = dataclasses.replace(saved, resume=flags["resume"], **changed)
+    validate_config(config)
+    return config

@@ -16,9 +16,14 @@ import json
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+from rtrl_ref.r2ac.config import read_run_record
+from rtrl_ref.r2ac.evaluate import evaluate_run
+from rtrl_ref.r2ac.plot import plot_runs
 
 EXPERIMENTS = {
     "memory-span": dict(env="memory:cue?delay=8", learners=("rtrl", "tbptt", "feedforward"),
@@ -51,11 +56,6 @@ def main(argv=None) -> int:
     parser.add_argument("--episodes", type=int, default=200, help="evaluation episodes per run")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default docs/results/EXPERIMENT)")
     args = parser.parse_args(argv)
-    from concurrent.futures import ThreadPoolExecutor
-
-    from rtrl_ref.r2ac.evaluate import evaluate_run
-    from rtrl_ref.r2ac.plot import plot_runs
-
     exp = EXPERIMENTS[args.experiment]
     args.out = args.out or Path("docs/results") / args.experiment
     args.out.mkdir(parents=True, exist_ok=True)
@@ -66,13 +66,12 @@ def main(argv=None) -> int:
     rows = []
     for (learner, seed), run in zip(jobs, runs):
         ev = evaluate_run(run, episodes=args.episodes, seed=10_000 + seed)
-        summary = json.loads((run / "config.json").read_text())
         log = (run / "log.csv").read_text().strip().splitlines()
         last = dict(zip(log[0].split(","), log[-1].split(",")))
         rows.append(dict(learner=learner, seed=seed, eval_mean=ev.mean, eval_std=ev.std,
                          train_return=float(last["mean_return"]), frames=int(last["frames"]),
                          seconds=float(last["seconds"]), fps=float(last["fps"]),
-                         git_revision=summary["git_revision"]))
+                         git_revision=read_run_record(run).git_revision))
     plot_runs(runs, args.out / "curves.png", title=exp["title"])
     lines = [f"# {args.experiment}: {exp['env']}", "",
              f"Command: `python -m rtrl_ref.confirm {args.experiment} --seeds {args.seeds}` "

@@ -27,13 +27,12 @@ window in row-major order, so the gradient reaches exactly one input per window)
     y[n, c, i, j] = max_{u, v} xpad[n, c, S i + u, S j + v]
 
 Two implementations with one cache: the NumPy reference here, and Numba kernels (pool_numba.py,
-and im2col_numba.py for col2im), the default, 2-6x faster.
+and im2col_numba.py for col2im), the default (timings: docs/performance.md).
 
 Memory layout: arrays are NCHW in shape, but outputs are (C, N, Y, X) in memory (a transposed
 view). In that layout each im2col row and each col2im add is a run of whole image rows, the GEMMs
-read and write (D, N * OY * OX) matrices without a copy, and the next layer's transpose is free.
-On one thread the IMPALA stem's forward + backward ran about 1.5x faster this way than with
-patches in (N * OY * OX, KY * KX * C) order from an NHWC buffer. Any layout is accepted as input. float32
+read and write (D, N * OY * OX) matrices without a copy, and the next layer's transpose is free
+(cheaper than patches in (N * OY * OX, KY * KX * C) order from an NHWC buffer). Any layout is accepted as input. float32
 and float64; the arithmetic stays in the input dtype.
 """
 
@@ -141,7 +140,7 @@ def col2im(g_cols, x_shape: tuple, KY: int, KX: int, stride: int, padding: int,
            backend: str = "numba"):
     """Adjoint of im2col: scatter-add (C * KY * KX, N * OY * OX) patches back to (N, C, Y, X).
 
-    backend "numba" runs `im2col_numba.scatter_add` (2-4x faster), "numpy" the reference.
+    backend "numba" runs `im2col_numba.scatter_add` (the default), "numpy" the reference.
     """
     if backend == "numpy":
         return col2im_numpy(g_cols, x_shape, KY, KX, stride, padding)
@@ -176,7 +175,7 @@ def conv2d(p: ConvParams, x, stride: int = 1, padding: int = 0, validate: bool =
     keep_cols, the patch matrix too; otherwise the backward gathers the patches again. By default
     (None) the patches are kept when they are at most 4x the size of x (KY * KX <= 4 S^2): 3x3
     stride-1 patches are 9x the input, and recomputing them costs less than holding them for a
-    whole unroll (about 5% of the IMPALA stem's time; 1.3x for the Nature stem's 8x8/4 and 4x4/2).
+    whole unroll (a small share of the stem's time; see docs/performance.md).
     """
     if validate:
         check_conv(p, x, stride, padding)

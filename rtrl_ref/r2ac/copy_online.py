@@ -1,6 +1,6 @@
 """Fully online RTRL on the copy task: a loss, a gradient and an Adam step after every step.
 
-The paper's copy-task experiment (PAPER-FACTS 5.1) in miniature, on the *true* copy task of
+The paper's copy-task experiment (Irie et al. 2024, Sec. 4.1) in miniature, on the *true* copy task of
 envs.memory.copy_task_batch. Per time step t of a batch of B sequences:
 
     c_t, cache = cell_step(p, x_t, c_tm1)                    eLSTM (reset at t = 0)
@@ -31,7 +31,7 @@ from rtrl_ref.out_gate import immediate_g_c, out_gate
 from rtrl_ref.params import ELSTMParams, OutGateParams, init_elstm, init_out_gate
 from rtrl_ref.r2ac.layers import LinearParams, init_linear, linear, linear_backward, log_softmax
 from rtrl_ref.r2ac.optim import adam_init, adam_update, clip_by_global_norm
-from rtrl_ref.rtrl import zero_grads, zero_traces
+from rtrl_ref.traces import zero_grads, zero_traces
 
 
 class CopyParams(NamedTuple):

@@ -1,11 +1,19 @@
-"""The agent's recurrent core: eLSTM + output gate, for each learner of the R2AC comparison.
+"""The agent's recurrent core: eLSTM + output gate, and the registry of learners.
 
-    learner      eLSTM gradient                               carried across unrolls
-    rtrl         exact RTRL, segment form (never truncated)    c and the six traces
-    tbptt        BPTT inside the unroll, cut at its start      c (no gradient through it)
-    feedforward  no recurrence: h = x                          nothing
+A learner decides how the eLSTM gets its gradient and what is carried across unrolls:
 
-The gradient that reaches the core input x_t (and so the stem), `stem_grad`:
+    learner      eLSTM gradient                                      carried across unrolls
+    rtrl         exact RTRL, segment form (docs/derivation.md,       c and the six traces
+                 Eqs. 14-15), never truncated
+    tbptt        BPTT inside the unroll, cut at its start (Eq. 16)   c (no gradient through it)
+    feedforward  no recurrence: h = x                                nothing
+
+Each learner is one `Learner` of named functions, collected in `LEARNERS` (like the stems in
+stems.py); `get_learner(name)` looks one up, so no module branches on learner names.
+
+The gradient that reaches the core input x_t (and so the stem) is chosen by `stem_grad`,
+collected in `STEM_GRADS`:
+
     tbptt        through the eLSTM inside the unroll (the paper's choice for the vision stem)
     immediate    through step t only (output gate + one eLSTM step, no recurrence)
     frozen       none
@@ -13,23 +21,22 @@ The gradient that reaches the core input x_t (and so the stem), `stem_grad`:
 An unroll covers T loss steps plus one bootstrap step: x is (T + 1, B, I); the loss gradient
 g_h covers the first T steps; the state carried out is the state after step T - 1, so the
 bootstrap step is processed again as step 0 of the next unroll (as in IMPALA's rollouts).
+The immediate gradient g_c (Eq. 11) is the boundary between the heads and the eLSTM gradient.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
 
+from rtrl_ref import Traces, rtrl_segment, zero_traces
 from rtrl_ref.bptt import bptt
 from rtrl_ref.cell import CellCache, cell_step, cell_step_backward
 from rtrl_ref.out_gate import OutGateCache, immediate_g_c, out_gate
 from rtrl_ref.params import ELSTMParams, OutGateParams, init_elstm, init_out_gate
-from rtrl_ref.rtrl import Traces, rtrl_segment, zero_traces
 from rtrl_ref.unroll import elstm_forward
-
-LEARNERS = ("rtrl", "tbptt", "feedforward")
-STEM_GRADS = ("tbptt", "immediate", "frozen")
 
 
 class CoreParams(NamedTuple):
@@ -47,77 +54,162 @@ class CoreCache(NamedTuple):
     gate: OutGateCache
 
 
-def check_learner(learner: str, stem_grad: str = "tbptt"):
-    if learner not in LEARNERS:
-        raise ValueError(f"learner: expected one of {LEARNERS}, got {learner!r}")
-    if stem_grad not in STEM_GRADS:
-        raise ValueError(f"stem_grad: expected one of {STEM_GRADS}, got {stem_grad!r}")
+class CoreBackward(NamedTuple):
+    grads: CoreParams | None   # None for feedforward
+    g_x: np.ndarray | None     # (T, B, I) gradient into the core input; None if the stem is frozen
+    state: CoreState           # carried into the next unroll
 
 
 def init_core(rng: np.random.Generator, I: int, H: int, dtype=np.float32, forget_bias: float = 0.0) -> CoreParams:
     return CoreParams(init_elstm(rng, I, H, dtype, forget_bias=forget_bias), init_out_gate(rng, I, H, dtype))
 
 
-def core_out_features(learner: str, I: int, H: int) -> int:
-    """Width of h, the input of the heads."""
-    return I if learner == "feedforward" else H
-
-
-def init_state(learner: str, B: int, I: int, H: int, dtype=np.float32) -> CoreState:
-    traces = zero_traces(B, H, I, dtype) if learner == "rtrl" else None
-    return CoreState(np.zeros((B, H), dtype), traces)
-
-
 def reset_c(c, reset_t):
-    """Zero the cell of batch rows starting a new episode (the traces are reset inside RTRL)."""
+    """Zero the cell of batch rows starting a new episode (Eq. 10; the traces are reset inside RTRL)."""
     return c * (~reset_t)[:, None].astype(c.dtype)                       # (B, H)
 
 
-def core_step(learner: str, params: CoreParams, x_t, reset_t, c_tm1):
-    """Acting: one step, no gradient bookkeeping. Returns (h_t (B, H or I), c_t (B, H))."""
-    if learner == "feedforward":
-        return x_t, c_tm1
-    c_t, _ = cell_step(params.elstm, x_t, reset_c(c_tm1, reset_t))
-    h_t, _ = out_gate(params.gate, x_t, c_t)
+# ----------------------------------------------------------------------------- stem gradients
+
+class StemGrad(NamedTuple):
+    """How the loss reaches the core input x_t. `through_cell` is None when the stem is frozen."""
+
+    name: str
+    through_cell: Callable | None   # (inner: BPTTResult, g_c (T, B, H), traj, p) -> g_x (T, B, I)
+
+
+def _through_unroll(inner, g_c, traj: CellCache, p: ELSTMParams):
+    """In-unroll BPTT's input gradient (Eq. 13): the recurrence is followed back to the unroll start."""
+    return inner.g_x                                                     # (T, B, I)
+
+
+def _through_one_step(inner, g_c, traj: CellCache, p: ELSTMParams):
+    """One eLSTM step's input gradient from the immediate g_c (Eq. 11): no recurrence."""
+    return cell_step_backward(g_c, traj, p)[1]                           # (T, B, I)
+
+
+STEM_GRADS: dict[str, StemGrad] = {
+    "tbptt": StemGrad("tbptt", _through_unroll),
+    "immediate": StemGrad("immediate", _through_one_step),
+    "frozen": StemGrad("frozen", None),
+}
+
+
+def get_stem_grad(name: str) -> StemGrad:
+    if name not in STEM_GRADS:
+        raise ValueError(f"stem_grad: expected one of {tuple(STEM_GRADS)}, got {name!r}")
+    return STEM_GRADS[name]
+
+
+# ----------------------------------------------------------------------------- learners
+
+class Learner(NamedTuple):
+    """One way of training the core. Every learner has the same functions:
+
+        out_features(I, H) -> width of h, the input of the heads
+        init_state(B, I, H, dtype=np.float32) -> CoreState
+        step(params, x_t (B, I), reset_t (B,), c_tm1 (B, H)) -> (h_t, c_t)        acting, no caches
+        forward(params, x (T + 1, B, I), reset (T + 1, B), state, backend) -> (h (T + 1, B, .), cache)
+        backward(stem_grad: StemGrad, params, cache, reset (T + 1, B), g_h (T, B, .), state_in, backend)
+            -> CoreBackward
+    """
+
+    name: str
+    out_features: Callable
+    init_state: Callable
+    step: Callable
+    forward: Callable
+    backward: Callable
+
+
+def _cell_width(I: int, H: int) -> int:
+    return H
+
+
+def _input_width(I: int, H: int) -> int:
+    return I
+
+
+def _cell_state(B: int, I: int, H: int, dtype=np.float32) -> CoreState:
+    return CoreState(np.zeros((B, H), dtype), None)                      # c (B, H)
+
+
+def _cell_and_traces_state(B: int, I: int, H: int, dtype=np.float32) -> CoreState:
+    return CoreState(np.zeros((B, H), dtype), zero_traces(B, H, I, dtype))  # c (B, H), traces (B, H, I)
+
+
+def _elstm_step(params: CoreParams, x_t, reset_t, c_tm1):
+    c_t, _ = cell_step(params.elstm, x_t, reset_c(c_tm1, reset_t))      # (B, H)
+    h_t, _ = out_gate(params.gate, x_t, c_t)                             # (B, H)
     return h_t, c_t
 
 
-def core_forward(learner: str, params: CoreParams, x, reset, state: CoreState):
-    """Learning: the unroll's forward pass. x (T + 1, B, I) -> (h (T + 1, B, .), cache)."""
-    if learner == "feedforward":
-        return x, None
-    c, traj = elstm_forward(params.elstm, x, reset, state.c)
-    h, gate_cache = out_gate(params.gate, x, c)
+def _elstm_unroll(params: CoreParams, x, reset, state: CoreState, backend="numpy"):
+    c, traj = elstm_forward(params.elstm, x, reset, state.c, backend=backend)   # (T + 1, B, H)
+    h, gate_cache = out_gate(params.gate, x, c)                          # (T + 1, B, H)
     return h, CoreCache(traj, gate_cache)
 
 
-class CoreBackward(NamedTuple):
-    grads: CoreParams | None   # None for feedforward
-    g_x: np.ndarray | None     # (T, B, I) gradient into the core input; None if stem frozen
-    state: CoreState           # carried into the next unroll
+def _rtrl_gradient(p: ELSTMParams, traj: CellCache, reset, g_c, state_in: CoreState, backend):
+    """Exact gradient over the whole past: segment-form RTRL (Eqs. 14-15), traces carried out.
+
+    The learner owns the carried-in traces (nothing reads them after this call), so the driver may
+    overwrite their memory with the carried-out ones.
+    """
+    seg = rtrl_segment(p, traj, reset, g_c, state_in.traces, backend=backend, overwrite_traces=True)
+    return seg.grads, seg.bptt, seg.traces
 
 
-def core_backward(learner: str, stem_grad: str, params: CoreParams, cache: CoreCache, reset, g_h,
-                  state_in: CoreState, backend: str = "numpy") -> CoreBackward:
-    """Gradients of the unroll's loss given g_h = dL/dh_t for the T loss steps (T, B, .)."""
-    if learner == "feedforward":
-        g_x = None if stem_grad == "frozen" else g_h
-        return CoreBackward(None, g_x, state_in)
-    T = g_h.shape[0]
-    traj = CellCache(*(a[:T] for a in cache.traj))
-    gate = OutGateCache(*(a[:T] for a in cache.gate))
-    g_c, g_x_gate, g_gate = immediate_g_c(g_h, gate, params.gate)         # (T, B, H), (T, B, I)
-    if learner == "rtrl":
-        seg = rtrl_segment(params.elstm, traj, reset[:T], g_c, state_in.traces, backend=backend)
-        g_elstm, inner, traces_out = seg.grads, seg.bptt, seg.traces
-    else:
-        inner = bptt(params.elstm, traj, reset[:T], g_c)
-        g_elstm, traces_out = inner.grads, None
-    if stem_grad == "tbptt":
-        g_x = inner.g_x + g_x_gate                                         # (T, B, I)
-    elif stem_grad == "immediate":
-        g_x = cell_step_backward(g_c, traj, params.elstm)[1] + g_x_gate    # (T, B, I)
-    else:
+def _tbptt_gradient(p: ELSTMParams, traj: CellCache, reset, g_c, state_in: CoreState, backend):
+    """BPTT inside the unroll (Eqs. 12-13), cut at its start (Eq. 16): nothing carried but c."""
+    inner = bptt(p, traj, reset, g_c, backend=backend)
+    return inner.grads, inner, None
+
+
+def _recurrent_backward(elstm_gradient: Callable):
+    """The backward of an eLSTM learner whose eLSTM gradient comes from `elstm_gradient`."""
+
+    def backward(stem_grad: StemGrad, params: CoreParams, cache: CoreCache, reset, g_h,
+                 state_in: CoreState, backend="numpy") -> CoreBackward:
+        T = g_h.shape[0]
+        traj = CellCache(*(a[:T] for a in cache.traj))                   # the T loss steps
+        gate = OutGateCache(*(a[:T] for a in cache.gate))
+        g_c, g_x_gate, g_gate = immediate_g_c(g_h, gate, params.gate)    # (T, B, H), (T, B, I)
+        g_elstm, inner, traces_out = elstm_gradient(params.elstm, traj, reset[:T], g_c, state_in, backend)
         g_x = None
-    state_out = CoreState(traj.c_t[T - 1], traces_out)
-    return CoreBackward(CoreParams(g_elstm, g_gate), g_x, state_out)
+        if stem_grad.through_cell is not None:
+            g_x = stem_grad.through_cell(inner, g_c, traj, params.elstm) + g_x_gate   # (T, B, I)
+        state_out = CoreState(traj.c_t[T - 1], traces_out)
+        return CoreBackward(CoreParams(g_elstm, g_gate), g_x, state_out)
+
+    return backward
+
+
+def _identity_step(params: CoreParams, x_t, reset_t, c_tm1):
+    return x_t, c_tm1
+
+
+def _identity_unroll(params: CoreParams, x, reset, state: CoreState, backend="numpy"):
+    return x, None
+
+
+def _identity_backward(stem_grad: StemGrad, params: CoreParams, cache, reset, g_h,
+                       state_in: CoreState, backend="numpy") -> CoreBackward:
+    g_x = None if stem_grad.through_cell is None else g_h                # (T, B, I)
+    return CoreBackward(None, g_x, state_in)
+
+
+LEARNERS: dict[str, Learner] = {
+    "rtrl": Learner("rtrl", _cell_width, _cell_and_traces_state, _elstm_step, _elstm_unroll,
+                    _recurrent_backward(_rtrl_gradient)),
+    "tbptt": Learner("tbptt", _cell_width, _cell_state, _elstm_step, _elstm_unroll,
+                     _recurrent_backward(_tbptt_gradient)),
+    "feedforward": Learner("feedforward", _input_width, _cell_state, _identity_step, _identity_unroll,
+                           _identity_backward),
+}
+
+
+def get_learner(name: str) -> Learner:
+    if name not in LEARNERS:
+        raise ValueError(f"learner: expected one of {tuple(LEARNERS)}, got {name!r}")
+    return LEARNERS[name]

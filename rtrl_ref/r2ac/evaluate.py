@@ -16,6 +16,14 @@ from typing import NamedTuple
 
 import numpy as np
 
+import envs
+from rtrl_ref.r2ac.config import read_config
+from rtrl_ref.r2ac.core import get_learner
+from rtrl_ref.r2ac.heads import sample_actions
+from rtrl_ref.r2ac.loop import agent_spec, load_run_checkpoint
+from rtrl_ref.r2ac.network import act, init_agent
+from rtrl_ref.r2ac.optim import rmsprop_init
+
 
 class Evaluation(NamedTuple):
     episodes: int
@@ -26,14 +34,6 @@ class Evaluation(NamedTuple):
 
 def evaluate_run(run_dir: Path, episodes: int = 30, num_envs: int = 8, seed: int = 12345,
                  greedy: bool = False, max_steps: int = 1_000_000, random_policy: bool = False) -> Evaluation:
-    import envs
-    from rtrl_ref.r2ac.core import init_state
-    from rtrl_ref.r2ac.heads import sample_actions
-    from rtrl_ref.r2ac.loop import agent_spec, load_run_checkpoint
-    from rtrl_ref.r2ac.network import act, init_agent
-    from rtrl_ref.r2ac.optim import rmsprop_init
-    from rtrl_ref.r2ac.runs import read_config
-
     config = read_config(run_dir)
     rng = np.random.default_rng(seed)
     # the first k episodes of every environment, k = ceil(episodes / num_envs): taking the first N
@@ -49,7 +49,7 @@ def evaluate_run(run_dir: Path, episodes: int = 30, num_envs: int = 8, seed: int
         obs, _ = env.reset()
         reward = np.zeros(num_envs, np.float32)                            # (B,)
         reset = np.ones(num_envs, bool)                                    # (B,)
-        c = init_state(config.learner, num_envs, spec.features + 1, config.hidden).c
+        c = get_learner(config.learner).init_state(num_envs, spec.features + 1, config.hidden).c   # (B, H)
         for _ in range(max_steps):
             if random_policy:
                 a = rng.integers(0, env.num_actions, num_envs)             # (B,)

@@ -7,9 +7,8 @@ Reproduces the NumPy reference `rtrl_ref.r2ac.conv.col2im_numpy`: for channel c,
 
 g_x is (C, N, Y, X) memory, the layout the convolutions use. The reference makes KY * KX strided
 adds of whole (C, N, OY, OX) slabs into a padded buffer; this loop keeps one image plane in
-cache while all its patches are added. Measured with 168 frames, 1 thread, on a loaded 2-core
-machine: the Nature stem's first layer (4 x 84 x 84, 8 x 8 stride 4) 47 ms against 172 ms.
-A Numba im2col (the gather) was no faster than NumPy's strided window copy, so im2col stays NumPy.
+cache while all its patches are added (timings: docs/performance.md). A Numba im2col (the
+gather) was no faster than NumPy's strided window copy, so im2col stays NumPy.
 """
 
 from __future__ import annotations

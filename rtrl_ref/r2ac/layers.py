@@ -6,7 +6,7 @@ Shapes: `...` is any number of leading dims (N, or T, B); F_in, F_out are featur
               g_x = g_y @ W,  g_W = sum over leading dims of g_y^T x,  g_b = sum of g_y
     relu:     y = max(x, 0),  g_x = g_y * [y > 0]     (the subgradient 0 at x = 0, as PyTorch)
 
-Initialisation (PyTorch's default rule for Linear and Conv2d, PAPER-FACTS 1.2): weights and
+Initialisation (PyTorch's default rule for Linear and Conv2d, as in the paper's code): weights and
 biases ~ U(-1/sqrt(fan_in), +1/sqrt(fan_in)), fan_in = inputs per output unit.
 """
 

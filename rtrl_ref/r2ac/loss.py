@@ -1,4 +1,4 @@
-"""The actor-critic loss of R2AC/IMPALA (PAPER-FACTS 3.3), summed over time and batch.
+"""The actor-critic loss of R2AC/IMPALA (docs/derivation.md, Eq. 18), summed over time and batch.
 
 With pi = softmax(logits) (T, B, A), taken actions a (T, B), and the V-trace outputs vs and
 pg_advantages treated as constants:

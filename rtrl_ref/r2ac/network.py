@@ -15,16 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rtrl_ref.r2ac.core import (
-    CoreParams,
-    CoreState,
-    check_learner,
-    core_backward,
-    core_forward,
-    core_out_features,
-    core_step,
-    init_core,
-)
+from rtrl_ref.r2ac.core import CoreParams, CoreState, get_learner, get_stem_grad, init_core
 from rtrl_ref.r2ac.heads import heads_backward, heads_forward, init_heads
 from rtrl_ref.r2ac.stems import get_stem
 
@@ -58,11 +49,12 @@ def resolve_stem(stem: str, obs_shape: tuple) -> str:
 
 
 def init_agent(rng: np.random.Generator, spec: AgentSpec, dtype=np.float32) -> AgentParams:
-    check_learner(spec.learner, spec.stem_grad)
+    learner = get_learner(spec.learner)
+    get_stem_grad(spec.stem_grad)
     I = spec.features + 1
     stem = get_stem(spec.stem).init(rng, spec.obs_shape, spec.features, dtype, init_scheme=spec.stem_init)
     core = init_core(rng, I, spec.hidden, dtype, forget_bias=spec.forget_bias)
-    heads = init_heads(rng, core_out_features(spec.learner, I, spec.hidden), spec.num_actions, dtype)
+    heads = init_heads(rng, learner.out_features(I, spec.hidden), spec.num_actions, dtype)
     return AgentParams(stem, core, heads)
 
 
@@ -76,7 +68,7 @@ def act(spec: AgentSpec, params: AgentParams, obs, reward, reset, c_tm1):
     """One acting step for B environments: (logits (B, A), value (B,), c_t (B, H))."""
     features, _ = get_stem(spec.stem).forward(params.stem, obs)            # (B, F)
     x_t = core_input(features, reward, reset, spec.reward_clip)            # (B, I)
-    h_t, c_t = core_step(spec.learner, params.core, x_t, reset, c_tm1)
+    h_t, c_t = get_learner(spec.learner).step(params.core, x_t, reset, c_tm1)
     logits, value, _ = heads_forward(params.heads, h_t)
     return logits, value, c_t
 
@@ -92,7 +84,7 @@ def unroll_forward(spec: AgentSpec, params: AgentParams, obs, reward, reset, sta
     """obs (T + 1, B, ...) -> (logits (T + 1, B, A), values (T + 1, B), cache)."""
     features, stem_cache = get_stem(spec.stem).forward(params.stem, obs)   # (T + 1, B, F)
     x = core_input(features, reward, reset, spec.reward_clip)              # (T + 1, B, I)
-    h, core_cache = core_forward(spec.learner, params.core, x, reset, state)
+    h, core_cache = get_learner(spec.learner).forward(params.core, x, reset, state, spec.backend)
     logits, values, heads_cache = heads_forward(params.heads, h)
     return logits, values, UnrollCache(stem_cache, core_cache, heads_cache, reset)
 
@@ -107,8 +99,8 @@ def unroll_backward(spec: AgentSpec, params: AgentParams, cache: UnrollCache, g_
     g_logits_all = np.concatenate([g_logits, np.zeros_like(g_logits[:1])])  # (T + 1, B, A)
     g_values_all = np.concatenate([g_values, np.zeros_like(g_values[:1])])  # (T + 1, B)
     g_h, g_heads = heads_backward(g_logits_all, g_values_all, cache.heads, params.heads)
-    back = core_backward(spec.learner, spec.stem_grad, params.core, cache.core, cache.reset,
-                         g_h[:T], state_in, spec.backend)
+    back = get_learner(spec.learner).backward(get_stem_grad(spec.stem_grad), params.core, cache.core,
+                                              cache.reset, g_h[:T], state_in, spec.backend)
     g_stem = None
     if back.g_x is not None:
         g_features = np.concatenate([back.g_x[..., :-1], np.zeros_like(back.g_x[:1, ..., :-1])])

@@ -1,6 +1,6 @@
 """Optimisers over parameter pytrees (tree.py): pure functions, new arrays out.
 
-RMSProp as PyTorch's `torch.optim.RMSprop` (momentum 0, not centred; PAPER-FACTS 3.5):
+RMSProp as PyTorch's `torch.optim.RMSprop` (momentum 0, not centred; the paper's optimiser):
 
     v <- alpha v + (1 - alpha) g^2
     p <- p - lr g / (sqrt(v) + eps)            eps OUTSIDE the square root; v starts at 0

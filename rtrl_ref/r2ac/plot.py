@@ -7,19 +7,19 @@ environment and learner share a colour.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from rtrl_ref.r2ac.config import read_config
 from rtrl_ref.r2ac.runs import read_log
 
 
 def run_label(run: Path) -> str:
     try:
-        cfg = json.loads((Path(run) / "config.json").read_text())["config"]
-        return f"{cfg['learner']} (seed {cfg['seed']})"
-    except (OSError, KeyError, json.JSONDecodeError):
+        config = read_config(run)
+    except ValueError:
         return Path(run).name
+    return f"{config.learner} (seed {config.seed})"
 
 
 def plot_runs(runs: list[Path], out: Path, title: str = "") -> Path:

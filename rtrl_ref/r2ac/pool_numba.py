@@ -9,9 +9,7 @@ Reproduce the NumPy reference in `rtrl_ref.r2ac.conv` (`max_pool2d_numpy` and
 
 with padded cells (-inf) never winning. Arrays are (C, N, Y, X), the memory layout the
 convolutions produce. The NumPy reference makes 3 K^2 strided passes with boolean temporaries;
-these loops make one. Measured on a (32, 16, 84, 84) float32 input, 1 thread, on a busy 2-core
-machine: forward 12-20 ms against 35 ms (the comparisons are unpredictable branches), backward
-6-11 ms against 34-78 ms.
+these loops make one (timings: docs/performance.md).
 """
 
 from __future__ import annotations

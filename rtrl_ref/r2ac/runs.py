@@ -1,11 +1,8 @@
-"""Run folders: config.json (with the git revision), log.csv and the learning-curve PNG."""
+"""Run folders: their names, the git revision, log.csv (config.json is written by config.py)."""
 
 from __future__ import annotations
 
 import csv
-import dataclasses
-import json
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -34,24 +31,6 @@ def new_run_dir(config: Config) -> Path:
     path = Path(config.run_dir) / name
     path.mkdir(parents=True, exist_ok=False)
     return path
-
-
-def write_config(path: Path, config: Config) -> None:
-    data = dict(config=dataclasses.asdict(config), git_revision=git_revision())
-    tmp = path / "config.json.tmp"
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path / "config.json")
-
-
-def read_config(path: Path) -> Config:
-    file = Path(path) / "config.json"
-    if not file.exists():
-        raise ValueError(f"resume: {path} is not a run folder (no config.json)")
-    try:
-        data = json.loads(file.read_text())["config"]
-        return Config(**data)
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ValueError(f"resume: {file} is not a valid run config ({err})") from None
 
 
 class CSVLog:

@@ -13,7 +13,7 @@ No gradient flows into the observations.
     nature  Nature-DQN CNN (Mnih et al. 2015): conv 8x8/4 32ch, conv 4x4/2 64ch, conv 3x3/1 64ch,
             ReLU after each, flatten, FC(F), ReLU. The CPU default for pixels.
             Flatten size: 64*7*7 = 3136 for (4, 84, 84); 64*4*4 = 1024 for (3, 64, 64).
-    impala  The deep ResNet of IMPALA as used by the paper (PAPER-FACTS 4.4): per stage
+    impala  The deep ResNet of IMPALA as used by the paper (torchbeast's variant): per stage
             conv 3x3/1 pad 1, max-pool 3x3/2 pad 1, two residual blocks
             x + conv(relu(conv(relu(x)))); channels (16, 32, 32); then ReLU, flatten, FC(F), ReLU.
             Flatten size: 32*11*11 = 3872 for (4, 84, 84); 32*8*8 = 2048 for (3, 64, 64).

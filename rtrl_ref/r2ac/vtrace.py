@@ -1,4 +1,5 @@
-"""V-trace targets and policy-gradient advantages (Espeholt et al. 2018, IMPALA, Sec. 4.1).
+"""V-trace targets and policy-gradient advantages (Espeholt et al. 2018, IMPALA, Sec. 4.1;
+docs/derivation.md, Eq. 17).
 
 Time-major arrays (T, B). Index t is the transition x_t --a_t--> x_{t+1}:
 
@@ -11,7 +12,7 @@ Time-major arrays (T, B). Index t is the transition x_t --a_t--> x_{t+1}:
     bootstrap_value    V(x_T) (B,), the value of the state after the last transition
 
 In torchbeast's rollout layout (entries 0..T, entry t pairing frame x_t with the reward and done
-flag that arrived with it; PAPER-FACTS 3.2-3.3) this is rewards = reward[1:], done = done[1:],
+flag that arrived with it, as in the paper's code) this is rewards = reward[1:], done = done[1:],
 values = baseline[:-1], bootstrap_value = baseline[T].
 
 With rho_t = pi/mu (a_t | x_t), clipped weights
@@ -81,33 +82,3 @@ def vtrace(behaviour_logp, target_logp, rewards, discounts, values, bootstrap_va
     pg_advantages = np.minimum(pg_rho_bar, rho) * (rewards + discounts * vs_tp1 - values)  # (T, B)
     return VTraceReturns(vs, pg_advantages)
 
-
-def vtrace_slow_reference(behaviour_logp, target_logp, rewards, discounts, values,
-                          bootstrap_value, rho_bar: float = 1.0, c_bar: float = 1.0,
-                          pg_rho_bar: float = 1.0) -> VTraceReturns:
-    """The defining sums, written literally, one scalar at a time (for tests; O(T^2 B))."""
-    T, B = check_vtrace_inputs(behaviour_logp, target_logp, rewards, discounts, values,
-                               bootstrap_value, rho_bar, c_bar, pg_rho_bar)
-    vs = np.zeros((T, B))                                            # (T, B)
-    pg_advantages = np.zeros((T, B))                                 # (T, B)
-
-    def V(t, b):
-        return float(values[t, b]) if t < T else float(bootstrap_value[b])
-
-    for b in range(B):
-        rho = [float(np.exp(target_logp[t, b] - behaviour_logp[t, b])) for t in range(T)]
-        for s in range(T):
-            total = V(s, b)
-            for t in range(s, T):
-                weight = 1.0
-                for i in range(s, t):
-                    weight *= float(discounts[i, b]) * min(c_bar, rho[i])
-                delta_t = min(rho_bar, rho[t]) * (float(rewards[t, b])
-                                                  + float(discounts[t, b]) * V(t + 1, b) - V(t, b))
-                total += weight * delta_t
-            vs[s, b] = total
-        for s in range(T):
-            v_next = vs[s + 1, b] if s + 1 < T else float(bootstrap_value[b])
-            pg_advantages[s, b] = min(pg_rho_bar, rho[s]) * (float(rewards[s, b])
-                                                             + float(discounts[s, b]) * v_next - V(s, b))
-    return VTraceReturns(vs.astype(values.dtype), pg_advantages.astype(values.dtype))

@@ -5,8 +5,8 @@ import pytest
 
 pytest.importorskip("ale_py")
 
-import envs  # noqa: E402
-from envs.atari import rom_id  # noqa: E402
+import envs
+from envs.atari import rom_id
 
 
 def game_resets(stream, env_index):

@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("gymnasium")
 
-import envs  # noqa: E402
+import envs
 
 
 def test_cartpole_follows_the_contract(contract):

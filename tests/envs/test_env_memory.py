@@ -30,7 +30,7 @@ def test_copy_task_is_a_true_copy_task(batch, max_len, data, seed):
 
 
 def test_copy_task_counts_both_bit_values():
-    """Guard against the original code's quirk (target bit "1" ignored, PAPER-FACTS 5.1)."""
+    """Guard against the original code's quirk (target bit "1" ignored)."""
     b = copy_task_batch(np.random.default_rng(0), 64, 20)
     counted = b.targets[b.mask]
     assert set(np.unique(counted)) == {0, 1}
@@ -69,10 +69,10 @@ def test_cue_task_observations_rewards_and_resets_step_by_step():
     delay, K = 3, 4
     with envs.make(f"memory:cue?delay={delay}&cues={K}", num_envs=5, seed=3) as env:
         obs, _ = env.reset()
-        for episode in range(3):
+        for _episode in range(3):
             cue = obs[:, :K].argmax(1)                                   # (B,)
             np.testing.assert_array_equal(obs[:, K:], [[1, 0]] * 5, err_msg="cue flag only")
-            for t in range(delay):
+            for _ in range(delay):
                 step = env.step(cue)
                 assert not step.reset.any() and not step.reward.any()
                 np.testing.assert_array_equal(step.obs[:, :K].sum(1), 1.0)   # a distractor

@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("popgym")
 
-import envs  # noqa: E402
+import envs
 
 
 @pytest.mark.parametrize("task, obs_size, num_actions, length", [

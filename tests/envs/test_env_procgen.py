@@ -5,8 +5,8 @@ import pytest
 
 pytest.importorskip("procgen_gym")
 
-import envs  # noqa: E402
-from envs.procgen import GAMES, MODES  # noqa: E402
+import envs
+from envs.procgen import GAMES, MODES
 
 
 def test_chaser_follows_the_contract(contract):

@@ -54,7 +54,7 @@ def test_an_exception_inside_with_closes_the_workers():
             env.reset()
             processes = env._pool.processes
             assert all(p.is_alive() for p in processes)
-            1 / 0
+            raise ZeroDivisionError("an error inside the with block")
     assert not any(p.is_alive() for p in processes)
 
 

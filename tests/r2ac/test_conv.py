@@ -17,10 +17,9 @@ from rtrl_ref.r2ac.conv import (
     max_pool2d_backward,
     out_size,
 )
-from verify.compare import assert_close, tolerance
-from verify.fd import check_against_fd
+from verify.compare import assert_all_ok, assert_close, tolerance
+from verify.fd import fd_check
 
-FD_TOL = tolerance("fd", np.float64)
 EXACT = tolerance("exact", np.float64)
 
 
@@ -121,13 +120,13 @@ def test_conv_accepts_any_memory_layout():
 
 # ----------------------------------------------------------------------------- conv backward
 
-def conv_fd_checks(p, x, G, S, P, backward, max_entries=None):
-    loss = lambda: float((conv2d(p, x, S, P)[0] * G).sum())
-    _, cache = conv2d(p, x, S, P)
-    g_x, grads = backward(G, cache, p)
-    return [check_against_fd("conv.W", loss, p.W, grads.W, FD_TOL, max_entries=max_entries),
-            check_against_fd("conv.b", loss, p.b, grads.b, FD_TOL),
-            check_against_fd("conv.x", loss, x, g_x, FD_TOL, max_entries=max_entries)]
+def conv_fd(p, x, G, S, P, backward):
+    """fd_check of L = sum(conv2d(p, x) * G) over p and x, analytic gradients from `backward`."""
+    def loss():
+        return float((conv2d(p, x, S, P)[0] * G).sum())
+
+    g_x, grads = backward(G, conv2d(p, x, S, P)[1], p)
+    return fd_check("conv", loss, dict(p=p, x=x), dict(p=grads, x=g_x), max_entries=40)
 
 
 def flipped_kernel_backward(g_y, cache, p):
@@ -151,8 +150,7 @@ def test_conv_backward_matches_fd(case):
     p = init_conv(rng, C, D, K, np.float64)
     x = rng.standard_normal((N, C, Y, X))                             # (N, C, Y, X)
     G = rng.standard_normal(conv2d(p, x, S, P)[0].shape)              # (N, D, OY, OX)
-    for c in conv_fd_checks(p, x, G, S, P, conv2d_backward, max_entries=40):
-        assert c.ok, c.message() + f" case={case}"
+    assert_all_ok(conv_fd(p, x, G, S, P, conv2d_backward), f"case={case}")
 
 
 @pytest.mark.parametrize("case", CONV_CASES)
@@ -162,8 +160,8 @@ def test_conv_backward_negative_twin(case):
     p = init_conv(rng, C, D, K, np.float64)
     x = rng.standard_normal((N, C, Y, X))                             # (N, C, Y, X)
     G = rng.standard_normal(conv2d(p, x, S, P)[0].shape)              # (N, D, OY, OX)
-    checks = {c.name: c for c in conv_fd_checks(p, x, G, S, P, flipped_kernel_backward, max_entries=40)}
-    assert not checks["conv.W"].ok, checks["conv.W"].message()
+    checks = {c.name: c for c in conv_fd(p, x, G, S, P, flipped_kernel_backward)}
+    assert not checks["conv.p.W"].ok, checks["conv.p.W"].message()
     assert not checks["conv.x"].ok, checks["conv.x"].message()
 
 
@@ -260,10 +258,12 @@ def test_pool_numba_matches_numpy_reference(geometry, seed, dtype):
     np.testing.assert_allclose(g_x, g_x_ref, rtol=0, atol=10 * np.finfo(dtype).eps * np.abs(g_y).max() * K * K)
 
 
-def pool_fd_check(x, G, K, S, P, backward):
-    loss = lambda: float((max_pool2d(x, K, S, P)[0] * G).sum())
-    _, cache = max_pool2d(x, K, S, P)
-    return check_against_fd("pool.x", loss, x, backward(G, cache), FD_TOL)
+def pool_fd(x, G, K, S, P, backward):
+    """fd_check of L = sum(max_pool2d(x) * G) over x, analytic gradient from `backward`."""
+    def loss():
+        return float((max_pool2d(x, K, S, P)[0] * G).sum())
+
+    return fd_check("pool.x", loss, x, backward(G, max_pool2d(x, K, S, P)[1]))
 
 
 def off_by_one_backward(g_y, cache):
@@ -281,9 +281,8 @@ def test_pool_backward_matches_fd(case):
     rng = np.random.default_rng(sum(case))
     x = spaced_values(rng, (N, C, Y, X))                              # (N, C, Y, X)
     G = rng.standard_normal(max_pool2d(x, K, S, P)[0].shape)          # (N, C, OY, OX)
-    c = pool_fd_check(x, G, K, S, P, max_pool2d_backward)
-    assert c.ok, c.message()
-    assert not pool_fd_check(x, G, K, S, P, off_by_one_backward).ok   # negative twin
+    assert_all_ok(pool_fd(x, G, K, S, P, max_pool2d_backward), f"case={case}")
+    assert not pool_fd(x, G, K, S, P, off_by_one_backward)[0].ok      # negative twin
 
 
 def test_pool_padding_never_wins_and_ties_go_to_first_cell():

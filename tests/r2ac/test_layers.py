@@ -6,7 +6,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rtrl_ref.r2ac.heads import (
-    HeadsParams,
     action_log_probs,
     heads_backward,
     heads_forward,
@@ -22,22 +21,19 @@ from rtrl_ref.r2ac.layers import (
     relu,
     relu_backward,
 )
-from verify.compare import assert_close, tolerance
-from verify.fd import check_against_fd
-
-FD_TOL = tolerance("fd", np.float64)
+from verify.compare import assert_all_ok, assert_close, tolerance
+from verify.fd import fd_check
 
 lead_shapes = st.lists(st.integers(1, 3), min_size=0, max_size=2).map(tuple)
 
 
-def linear_fd_checks(p, x, G, backward):
-    """FD comparisons of every gradient of L = sum(linear(p, x) * G), using `backward`."""
-    loss = lambda: float((linear(p, x)[0] * G).sum())
-    _, cache = linear(p, x)
-    g_x, grads = backward(G, cache, p)
-    return [check_against_fd("linear.W", loss, p.W, grads.W, FD_TOL),
-            check_against_fd("linear.b", loss, p.b, grads.b, FD_TOL),
-            check_against_fd("linear.x", loss, x, g_x, FD_TOL)]
+def linear_fd(p, x, G, backward):
+    """fd_check of L = sum(linear(p, x) * G) over p and x, analytic gradients from `backward`."""
+    def loss():
+        return float((linear(p, x)[0] * G).sum())
+
+    g_x, grads = backward(G, linear(p, x)[1], p)
+    return fd_check("linear", loss, dict(p=p, x=x), dict(p=grads, x=g_x))
 
 
 def backward_without_batch_sum(g_y, cache, p):
@@ -66,8 +62,7 @@ def test_linear_backward_matches_fd(lead, F_in, F_out, seed):
     p = init_linear(rng, F_in, F_out, np.float64)
     x = rng.standard_normal(lead + (F_in,))                           # (..., F_in)
     G = rng.standard_normal(lead + (F_out,))                          # (..., F_out)
-    for c in linear_fd_checks(p, x, G, linear_backward):
-        assert c.ok, c.message() + f" lead={lead}"
+    assert_all_ok(linear_fd(p, x, G, linear_backward), f"lead={lead}")
 
 
 def test_linear_backward_negative_twin():
@@ -75,8 +70,8 @@ def test_linear_backward_negative_twin():
     p = init_linear(rng, 3, 2, np.float64)
     x = rng.standard_normal((4, 3))                                   # (N, F_in)
     G = rng.standard_normal((4, 2))                                   # (N, F_out)
-    checks = {c.name: c for c in linear_fd_checks(p, x, G, backward_without_batch_sum)}
-    assert not checks["linear.W"].ok and not checks["linear.b"].ok
+    checks = {c.name: c for c in linear_fd(p, x, G, backward_without_batch_sum)}
+    assert not checks["linear.p.W"].ok and not checks["linear.p.b"].ok
 
 
 def test_linear_need_g_x_false_skips_input_gradient():
@@ -88,10 +83,12 @@ def test_linear_need_g_x_false_skips_input_gradient():
     assert g_x is None and grads.W.shape == (2, 3)
 
 
-def relu_fd_check(x, G, backward):
-    loss = lambda: float((relu(x)[0] * G).sum())
-    _, cache = relu(x)
-    return check_against_fd("relu.x", loss, x, backward(G, cache), FD_TOL)
+def relu_fd(x, G, backward):
+    """fd_check of L = sum(relu(x) * G) over x, analytic gradient from `backward`."""
+    def loss():
+        return float((relu(x)[0] * G).sum())
+
+    return fd_check("relu.x", loss, x, backward(G, relu(x)[1]))
 
 
 @given(seed=st.integers(0, 2**16), shape=st.lists(st.integers(1, 4), min_size=1, max_size=3))
@@ -101,14 +98,13 @@ def test_relu_backward_matches_fd(seed, shape):
     x = magnitude * rng.choice([-1.0, 1.0], shape)                    # (*shape)
     x.flat[0] = 0.5                                                   # not a vacuous check
     G = rng.standard_normal(shape)                                    # (*shape)
-    c = relu_fd_check(x, G, relu_backward)
-    assert c.ok, c.message()
+    assert_all_ok(relu_fd(x, G, relu_backward))
 
 
 def test_relu_backward_negative_twin():
     x = np.array([-0.7, 0.3, -0.2, 0.9])                              # (4,)
     G = np.array([1.0, -2.0, 3.0, 0.5])                               # (4,)
-    c = relu_fd_check(x, G, lambda g_y, cache: g_y)                   # forgot the mask
+    c = relu_fd(x, G, lambda g_y, cache: g_y)[0]                      # forgot the mask
     assert not c.ok, c.message()
 
 
@@ -176,17 +172,14 @@ def test_linear_rejects_bad_input():
 
 # ----------------------------------------------------------------------------- heads
 
-def heads_fd_checks(p, h, G_logits, G_value, backward):
+def heads_fd(p, h, G_logits, G_value, backward):
+    """fd_check of L = sum(logits * G_logits) + sum(value * G_value) over h and p."""
     def loss():
         logits, value, _ = heads_forward(p, h)
         return float((logits * G_logits).sum() + (value * G_value).sum())
 
-    _, _, cache = heads_forward(p, h)
-    g_h, grads = backward(G_logits, G_value, cache, p)
-    return [check_against_fd("heads.h", loss, h, g_h, FD_TOL)] + [
-        check_against_fd(f"heads.{head}.{field}", loss, getattr(getattr(p, head), field),
-                         getattr(getattr(grads, head), field), FD_TOL)
-        for head in HeadsParams._fields for field in LinearParams._fields]
+    g_h, grads = backward(G_logits, G_value, heads_forward(p, h)[2], p)
+    return fd_check("heads", loss, dict(h=h, p=p), dict(h=g_h, p=grads))
 
 
 @given(lead=st.sampled_from([(3,), (2, 3)]), H=st.integers(1, 4), A=st.integers(1, 4),
@@ -199,8 +192,7 @@ def test_heads_backward_matches_fd(lead, H, A, seed):
     G_value = rng.standard_normal(lead)                               # (...,)
     logits, value, _ = heads_forward(p, h)
     assert logits.shape == lead + (A,) and value.shape == lead
-    for c in heads_fd_checks(p, h, G_logits, G_value, heads_backward):
-        assert c.ok, c.message()
+    assert_all_ok(heads_fd(p, h, G_logits, G_value, heads_backward))
 
 
 def test_heads_backward_negative_twin_value_path_dropped():
@@ -213,7 +205,7 @@ def test_heads_backward_negative_twin_value_path_dropped():
         g_h, grads = heads_backward(g_logits, g_value, cache, p)
         return g_h - g_value[:, None] * p.value.W, grads              # forgot the value head in g_h
 
-    checks = {c.name: c for c in heads_fd_checks(p, h, G_logits, G_value, policy_only_g_h)}
+    checks = {c.name: c for c in heads_fd(p, h, G_logits, G_value, policy_only_g_h)}
     assert not checks["heads.h"].ok
 
 

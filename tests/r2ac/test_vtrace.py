@@ -5,8 +5,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtrl_ref.r2ac.vtrace import vtrace, vtrace_slow_reference
-from verify.compare import compare, tolerance
+from rtrl_ref.r2ac.vtrace import vtrace
+from verify.checks import check_vtrace
+from verify.compare import assert_all_ok, assert_detected, compare, tolerance
+from verify.vtrace import vtrace_slow_reference
 
 EXACT = tolerance("exact", np.float64)
 
@@ -23,11 +25,6 @@ def random_unroll(seed, T, B, gamma=0.9, p_done=0.2, log_rho_scale=1.0):
     return behaviour_logp, target_logp, rewards, discounts, values, bootstrap_value
 
 
-def vtrace_comparisons(fast, slow, tol=EXACT):
-    return [compare("vs", fast.vs, slow.vs, tol),
-            compare("pg_advantages", fast.pg_advantages, slow.pg_advantages, tol)]
-
-
 bars = st.sampled_from([1.0, 0.5, 2.0, np.inf])
 
 
@@ -36,23 +33,34 @@ bars = st.sampled_from([1.0, 0.5, 2.0, np.inf])
 def test_vtrace_matches_the_defining_sums(seed, T, B, p_done, rho_bar, c_bar, pg_rho_bar):
     inputs = random_unroll(seed, T, B, p_done=p_done)
     bars_kw = dict(rho_bar=rho_bar, c_bar=c_bar, pg_rho_bar=pg_rho_bar)
-    for c in vtrace_comparisons(vtrace(*inputs, **bars_kw), vtrace_slow_reference(*inputs, **bars_kw)):
-        assert c.ok, c.message() + f" T={T} B={B} bars={bars_kw}"
+    assert_all_ok(check_vtrace(vtrace, inputs, **bars_kw), f"T={T} B={B} bars={bars_kw}")
 
 
 def test_vtrace_negative_twin_c_not_clipped():
     """The same check fails when the traces' c is left unclipped (c_bar = inf instead of 1)."""
     inputs = random_unroll(0, T=6, B=3, p_done=0.0, log_rho_scale=1.0)
-    fast = vtrace(*inputs)                                            # c_bar = 1
-    slow_wrong = vtrace_slow_reference(*inputs, c_bar=np.inf)
-    assert not compare("vs", fast.vs, slow_wrong.vs, EXACT).ok
+
+    def vtrace_c_unclipped(*args, **bars):
+        return vtrace(*args, **{**bars, "c_bar": np.inf})
+
+    assert_detected(check_vtrace(vtrace_c_unclipped, inputs))
 
 
 def test_vtrace_negative_twin_rho_not_clipped_in_advantages():
     inputs = random_unroll(1, T=4, B=2)
-    fast = vtrace(*inputs)
-    slow_wrong = vtrace_slow_reference(*inputs, pg_rho_bar=np.inf)
-    assert not compare("pg_advantages", fast.pg_advantages, slow_wrong.pg_advantages, EXACT).ok
+
+    def vtrace_rho_unclipped(*args, **bars):
+        return vtrace(*args, **{**bars, "pg_rho_bar": np.inf})
+
+    rows = {c.name: c for c in check_vtrace(vtrace_rho_unclipped, inputs)}
+    assert not rows["pg_advantages"].ok
+
+
+def test_slow_reference_rejects_bad_shapes():
+    inputs = list(random_unroll(2, T=3, B=2))
+    inputs[5] = np.zeros(3)                                           # bootstrap_value (B + 1,)
+    with pytest.raises(ValueError, match=r"bootstrap_value: expected shape \(B=2,\), got \(3,\)"):
+        vtrace_slow_reference(*inputs)
 
 
 def n_step_returns(rewards, discounts, bootstrap_value):

@@ -84,9 +84,11 @@ class CheckReport(NamedTuple):
         if not failing:
             return None
         order = {n: k for k, n in enumerate(schema.OUTPUTS)}
-        key = lambda t: (t.first is None or t.first.step is None,
-                         t.first.step if t.first is not None and t.first.step is not None else 0,
-                         order[t.name])
+
+        def key(t):
+            step = t.first.step if t.first is not None else None
+            return (step is None, step if step is not None else 0, order[t.name])
+
         return min(failing, key=key)
 
     def summary(self) -> str:
@@ -148,7 +150,7 @@ def conform(case: Case, name: str, value) -> np.ndarray:
     spec = schema.BY_NAME[name]
     try:
         a = np.asarray(value)
-    except Exception as e:          # noqa: BLE001 - any conversion failure is malformed input
+    except Exception as e:  # any conversion failure is malformed input
         raise MalformedInput(f"candidate {name}: cannot be read as an array: {e}") from None
     if a.dtype.kind not in "f" or a.dtype.itemsize < 4:
         raise MalformedInput(f"candidate {name}: expected dtype {case.dtype} (or float64), "

@@ -60,7 +60,7 @@ def read_npz(path: Path, what: str) -> dict:
             raise MalformedInput(f"{what}: {path} holds a pickled object (object arrays and "
                                  f"pickles are refused; store plain numeric arrays)") from None
         raise MalformedInput(f"{what}: cannot read {path} as .npz: {e}") from None
-    except Exception as e:          # noqa: BLE001 - zip, zlib, header errors: all malformed
+    except Exception as e:  # zip, zlib, header errors: all malformed
         raise MalformedInput(f"{what}: {path} is not a readable .npz archive "
                              f"(truncated or corrupt?): {type(e).__name__}: {e}") from None
     bad = sorted(n for n, a in arrays.items() if not isinstance(a, np.ndarray))
