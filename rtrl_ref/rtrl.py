@@ -24,21 +24,7 @@ from rtrl_ref.bptt import BPTTResult, adjoint, backward_from_adjoint, check_upst
 from rtrl_ref.cell import CellCache, cache_at
 from rtrl_ref.kernels import Backend, get_backend
 from rtrl_ref.params import ELSTMParams
-from rtrl_ref.traces import (
-    RTRLState,
-    Traces,
-    carried_vector_pass,
-    check_traces,
-    grads_from_traces,
-    reset_state,
-    segment_carried_pass,
-    segment_vector_pass,
-    trace_step,
-    trace_step_accumulate,
-    zero_grads,
-    zero_state,
-    zero_traces,
-)
+from rtrl_ref.traces import Traces, check_traces, zero_grads, zero_traces
 from rtrl_ref.xp import array_module
 
 
@@ -122,11 +108,3 @@ def _segment_reference(be: Backend, p: ELSTMParams, traj: CellCache, reset, g_c,
                                                   traj.x_t, traj.c_tm1)
     return inner, carried, traces_out
 
-
-__all__ = [
-    "RTRLResult", "SegmentResult", "rtrl_sequence", "rtrl_segment",
-    # re-exported from rtrl_ref.traces, where they live
-    "RTRLState", "Traces", "carried_vector_pass", "check_traces", "grads_from_traces", "reset_state",
-    "segment_carried_pass", "segment_vector_pass", "trace_step", "trace_step_accumulate",
-    "zero_grads", "zero_state", "zero_traces",
-]

@@ -138,6 +138,15 @@ def test_negative_twin_drivers_off_by_ten_tolerances_fail(driver_backend, dtype)
     assert all(not c.ok for c in rows if c.max_abs > 0), "a driver output off by 10 tolerances passed"
 
 
+def test_negative_twin_segment_overwriting_the_callers_traces_fails():
+    """On an in-place backend, a driver that reuses traces it was not given must fail the check."""
+    pytest.importorskip("numba")
+    rows = checks.check_backend_drivers("numba", 2, 4, 3, 5, np.float64, 0,
+                                        drivers=broken.segment_always_overwriting())
+    failed = {c.name for c in rows if not c.ok}
+    assert failed and all("leaves the carried-in traces" in name for name in failed), failed
+
+
 # ---------------------------------------------------------------------------------------------
 # input handling
 
@@ -188,7 +197,7 @@ FORK_SCRIPT = textwrap.dedent("""
     import multiprocessing, sys, warnings
     import numba, numpy as np
     from rtrl_ref.kernels import numba_backend
-    from rtrl_ref.rtrl import zero_traces, zero_grads
+    from rtrl_ref.traces import zero_grads, zero_traces
     from rtrl_ref.cell import CellCache
 
     warnings.simplefilter("ignore", DeprecationWarning)   # 3.12+: fork() of a threaded process

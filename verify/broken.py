@@ -77,6 +77,15 @@ def off_by(eps: float, drivers: Drivers = LIBRARY) -> Drivers:
     return Drivers(*(scaled(fn) for fn in drivers))
 
 
+def segment_always_overwriting(drivers: Drivers = LIBRARY) -> Drivers:
+    """Drivers whose rtrl_segment reuses the caller's traces even when not allowed to
+    (overwrite_traces forced True): on an in-place backend the caller's traces change."""
+    def rtrl_segment(*args, **kwargs):
+        kwargs["overwrite_traces"] = True
+        return drivers.rtrl_segment(*args, **kwargs)
+    return drivers._replace(rtrl_segment=rtrl_segment)
+
+
 def backend_skipping_reset(backend):
     """The backend object of `backend` whose per-step kernel never resets the traces."""
     be = get_backend(backend)

@@ -309,7 +309,8 @@ def check_backend_drivers(backend, B: int, H: int, I: int, T: int, dtype, seed: 
 
 
 def check_drivers_on(prob: Problem, backend, drivers: Drivers = LIBRARY, seed: int = 0) -> list[Comparison]:
-    """elstm_forward (c and the cell cache), bptt (gradients, g_x, g_c0), rtrl_segment and
+    """elstm_forward (c and the cell cache), bptt (gradients, g_x, g_c0), rtrl_segment (with and
+    without overwrite_traces; without it the carried-in traces must come back untouched) and
     rtrl_sequence (gradients and carried-out traces, random carried-in traces) on `backend` vs the
     NumPy reference; the backward drivers all read the NumPy forward pass."""
     dtype = prob.x.dtype
@@ -328,9 +329,15 @@ def check_drivers_on(prob: Problem, backend, drivers: Drivers = LIBRARY, seed: i
     got = drivers.bptt(p, traj, reset, g_c, backend=backend)
     rows += compare_fields("bptt", dict(grads=got.grads, g_x=got.g_x, g_c0=got.g_c0),
                            dict(grads=bptt_ref.grads, g_x=bptt_ref.g_x, g_c0=bptt_ref.g_c0), tol)
-    got = drivers.rtrl_segment(p, traj, reset, g_c, to_backend(backend, copy_tree(traces_in)), backend=backend)
+    kept = to_backend(backend, copy_tree(traces_in))
+    got = drivers.rtrl_segment(p, traj, reset, g_c, kept, backend=backend)
     rows += compare_fields("rtrl_segment grads", got.grads, seg_ref.grads, tol)
     rows += compare_fields("rtrl_segment traces", got.traces, seg_ref.traces, tol)
+    rows += compare_fields("rtrl_segment leaves the carried-in traces", kept, traces_in, 0.0)
+    got = drivers.rtrl_segment(p, traj, reset, g_c, to_backend(backend, copy_tree(traces_in)), backend=backend,
+                               overwrite_traces=True)
+    rows += compare_fields("rtrl_segment overwrite_traces grads", got.grads, seg_ref.grads, tol)
+    rows += compare_fields("rtrl_segment overwrite_traces traces", got.traces, seg_ref.traces, tol)
     got = drivers.rtrl_sequence(traj, reset, g_c, to_backend(backend, copy_tree(traces_in)), backend=backend)
     rows += compare_fields("rtrl_sequence grads", got.grads, seq_ref.grads, tol)
     rows += compare_fields("rtrl_sequence traces", got.traces, seq_ref.traces, tol)

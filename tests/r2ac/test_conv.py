@@ -143,24 +143,24 @@ CONV_CASES = [  # (N, C, D, Y, X, K, S, P): the shapes of the stems, shrunk
 ]
 
 
-@pytest.mark.parametrize("case", CONV_CASES)
-def test_conv_backward_matches_fd(case):
+def conv_case(case):
+    """(p, x, G, S, P) of one CONV_CASES entry, float64, seeded by the case."""
     N, C, D, Y, X, K, S, P = case
     rng = np.random.default_rng(sum(case))
     p = init_conv(rng, C, D, K, np.float64)
     x = rng.standard_normal((N, C, Y, X))                             # (N, C, Y, X)
     G = rng.standard_normal(conv2d(p, x, S, P)[0].shape)              # (N, D, OY, OX)
-    assert_all_ok(conv_fd(p, x, G, S, P, conv2d_backward), f"case={case}")
+    return p, x, G, S, P
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv_backward_matches_fd(case):
+    assert_all_ok(conv_fd(*conv_case(case), conv2d_backward), f"case={case}")
 
 
 @pytest.mark.parametrize("case", CONV_CASES)
 def test_conv_backward_negative_twin(case):
-    N, C, D, Y, X, K, S, P = case
-    rng = np.random.default_rng(sum(case))
-    p = init_conv(rng, C, D, K, np.float64)
-    x = rng.standard_normal((N, C, Y, X))                             # (N, C, Y, X)
-    G = rng.standard_normal(conv2d(p, x, S, P)[0].shape)              # (N, D, OY, OX)
-    checks = {c.name: c for c in conv_fd(p, x, G, S, P, flipped_kernel_backward)}
+    checks = {c.name: c for c in conv_fd(*conv_case(case), flipped_kernel_backward)}
     assert not checks["conv.p.W"].ok, checks["conv.p.W"].message()
     assert not checks["conv.x"].ok, checks["conv.x"].message()
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from rtrl_ref.cell import cache_at
 from rtrl_ref.out_gate import out_gate
-from rtrl_ref.rtrl import grads_from_traces, reset_state, trace_step, zero_traces
+from rtrl_ref.traces import grads_from_traces, reset_state, trace_step, zero_traces
 from verify.compare import rel_error
 from verify.oracle import schema
 from verify.oracle.case import Case
