@@ -7,8 +7,17 @@ eLSTM (docs/derivation.md, Eqs. 1-3):
 Output gate (outside the recurrence, Eq. 4):
     o_t = sigmoid(W_o [x_t ; c_t] + b_o),   h_t = o_t * c_t
 
-Initialisation: every eLSTM tensor ~ N(0, 0.1^2), plus an optional forget bias added to b_f
-(the paper's code default is 0). The output gate uses the usual fan-in uniform rule.
+Initialisation (`init_elstm`): every eLSTM tensor ~ N(0, 0.1^2) (the paper's), and the forget
+bias b_f either
+    constant   b_f ~ N(forget_bias, 0.1^2)   (the paper's code: forget_bias = 0, so f ~ 0.5 and
+               a cell forgets half of itself per step), or
+    chrono     b_f = log(u), u ~ U(1, chrono_T_max - 1)   (Tallec & Ollivier, "Can recurrent neural
+               networks warp time?", ICLR 2018).
+With small input and recurrent weights f_t ~ sigmoid(b_f), so a cell keeps a share f of itself
+per step and its characteristic time is 1 / (1 - f) = 1 + u: chrono spreads the cells' memory
+times uniformly over [2, chrono_T_max] instead of giving them all the same. The eLSTM's input
+gate is 1 - f (Eq. 3), so this one bias sets both gates, as chrono does for the LSTM's pair.
+The output gate uses the usual fan-in uniform rule.
 """
 
 from __future__ import annotations
@@ -61,11 +70,23 @@ class OutGateParams(NamedTuple):
         return self
 
 
-def init_elstm(rng: np.random.Generator, I: int, H: int, dtype=np.float32,
-               std: float = 0.1, forget_bias: float = 0.0) -> ELSTMParams:
-    """Paper initialisation: each tensor ~ N(0, std^2); forget_bias is added to b_f."""
+FORGET_INITS = ("constant", "chrono")
+
+
+def init_elstm(rng: np.random.Generator, I: int, H: int, dtype=np.float32, std: float = 0.1,
+               forget_bias: float = 0.0, forget_init: str = "constant",
+               chrono_T_max: float = 100.0) -> ELSTMParams:
+    """The paper's initialisation (each tensor ~ N(0, std^2)); b_f by `forget_init` (module doc):
+    "constant" adds forget_bias to b_f, "chrono" draws b_f = log(U(1, chrono_T_max - 1))."""
     if I < 1 or H < 1:
         raise ValueError(f"init_elstm: expected I >= 1 and H >= 1, got I={I}, H={H}")
+    if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype: expected float32 or float64, got {np.dtype(dtype)}")
+    if forget_init not in FORGET_INITS:
+        raise ValueError(f"forget_init: expected one of {FORGET_INITS}, got {forget_init!r}")
+    if forget_init == "chrono" and not chrono_T_max > 2:
+        raise ValueError(f"chrono_T_max: expected a number > 2, got {chrono_T_max!r}")
+
     def draw(*shape):
         return (std * rng.standard_normal(shape)).astype(dtype)
 
@@ -74,7 +95,9 @@ def init_elstm(rng: np.random.Generator, I: int, H: int, dtype=np.float32,
     w_z = draw(H)                                    # (H,)
     w_f = draw(H)                                    # (H,)
     b_z = draw(H)                                    # (H,)
-    b_f = (draw(H) + forget_bias).astype(dtype)      # (H,)
+    b_f = (draw(H) + forget_bias).astype(dtype)      # (H,) drawn for both options: same other tensors
+    if forget_init == "chrono":
+        b_f = np.log(rng.uniform(1.0, chrono_T_max - 1.0, H)).astype(dtype)   # (H,)
     return ELSTMParams(W_z, W_f, w_z, w_f, b_z, b_f)
 
 

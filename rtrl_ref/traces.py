@@ -26,7 +26,7 @@ import numpy as np
 
 from rtrl_ref.cell import CellCache
 from rtrl_ref.params import ELSTMParams
-from rtrl_ref.validate import check_array
+from rtrl_ref.validate import check_array, check_memory
 
 
 class Traces(NamedTuple):
@@ -51,6 +51,8 @@ class RTRLState(NamedTuple):
 
 
 def zero_traces(B: int, H: int, I: int, dtype=np.float32, xp=np) -> Traces:
+    check_memory("zero_traces", 2 * B * H * I * np.dtype(dtype).itemsize,
+                 f"the 2 matrix traces of (B, H, I) = ({B}, {H}, {I}) {np.dtype(dtype)}", xp)
     W_z = xp.zeros((B, H, I), dtype)                                  # (B, H, I)
     W_f = xp.zeros((B, H, I), dtype)                                  # (B, H, I)
     return Traces(W_z, W_f, *(xp.zeros((B, H), dtype) for _ in range(4)))   # 4 x (B, H)

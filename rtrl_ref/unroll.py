@@ -11,7 +11,7 @@ from __future__ import annotations
 from rtrl_ref.cell import CellCache, cell_step, stack_caches
 from rtrl_ref.kernels import Backend, get_backend
 from rtrl_ref.params import ELSTMParams
-from rtrl_ref.validate import check_array, check_reset
+from rtrl_ref.validate import check_array, check_memory, check_reset
 from rtrl_ref.xp import array_module
 
 
@@ -42,6 +42,10 @@ def elstm_forward(p: ELSTMParams, x, reset, c_0=None, validate: bool = True,
     else:
         (T, B, _), H = x.shape, p.W_z.shape[0]
     xp = array_module(x)
+    # the trajectory: 7 arrays of (T, B, H); the reference loop holds them twice (steps, then stacked)
+    copies = 7 * (2 if be.forward_unroll is None else 1)
+    check_memory("elstm_forward", copies * T * B * H * x.dtype.itemsize,
+                 f"{copies} arrays of (T, B, H) = ({T}, {B}, {H}) {x.dtype}", xp)
     c_tm1 = xp.zeros((B, H), x.dtype) if c_0 is None else c_0        # (B, H)
     if be.forward_unroll is not None:
         traj = be.forward_unroll(p, x, reset, c_tm1)

@@ -61,3 +61,44 @@ def _fmt(shape: tuple) -> str:
         else:
             parts.append("*" if s is None else str(s))
     return "(" + ", ".join(parts) + ")"
+
+
+SMALL_ALLOCATION = 64 * 2**20                   # bytes below which check_memory does not look
+
+
+class InsufficientMemory(MemoryError, ValueError):
+    """An allocation refused before it was tried: it needs more memory than is available."""
+
+
+def available_memory(xp=np) -> int | None:
+    """Bytes that can be allocated now: MemAvailable of the host, or the free memory of the GPU for
+    CuPy; None where it cannot be told (the check is then skipped)."""
+    if xp is not np:
+        try:
+            return int(xp.cuda.runtime.memGetInfo()[0])
+        except Exception:                       # no device query: no check
+            return None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import os
+
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(name: str, nbytes: int, what: str, xp=np) -> None:
+    """Refuse, before allocating, `nbytes` that exceed the available memory (InsufficientMemory,
+    which is both a MemoryError and a ValueError), naming the byte count and its shape."""
+    if nbytes < SMALL_ALLOCATION:
+        return                                  # not worth a system query
+    available = available_memory(xp)
+    if available is not None and nbytes > available:
+        raise InsufficientMemory(f"{name}: needs {nbytes:,} bytes ({nbytes / 2**30:.1f} GiB) for {what}, more "
+                                 f"than the {available:,} bytes available")

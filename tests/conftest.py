@@ -1,11 +1,18 @@
-"""Hypothesis profiles, registered once.
+"""Hypothesis profiles, registered once, and the opt-in bounds-checked run.
 
     dev   (default locally)  100 examples, random
     ci    (CI=true)          derandomized, no deadline, fewer examples
     audit (HYPOTHESIS_PROFILE=audit)  heavy: 1000 examples per property
+
+    pytest --boundscheck tests/test_kernels.py tests/r2ac/test_conv.py
+        compiles every Numba kernel with bounds checks (NUMBA_BOUNDSCHECK=1, in a fresh kernel
+        cache so checked and unchecked machine code never mix): an index bug raises IndexError
+        in the failing test instead of reading or writing past an array. Slow (every kernel is
+        compiled again): a release check, not part of the default run.
 """
 
 import os
+import tempfile
 
 from hypothesis import HealthCheck, settings
 
@@ -16,3 +23,17 @@ settings.register_profile("dev", deadline=None, max_examples=50,
 settings.register_profile("audit", deadline=None, max_examples=1000,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+def pytest_addoption(parser):
+    parser.addoption("--boundscheck", action="store_true", default=False,
+                     help="compile the Numba kernels with bounds checks (NUMBA_BOUNDSCHECK=1, fresh kernel cache)")
+
+
+def pytest_configure(config):
+    if config.getoption("--boundscheck"):
+        os.environ["NUMBA_BOUNDSCHECK"] = "1"
+        os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="numba-boundscheck-")
+        import numba
+
+        numba.config.reload_config()

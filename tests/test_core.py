@@ -12,13 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rtrl_ref.bptt import bptt, tbptt
+from rtrl_ref.cell import cell_step
 from rtrl_ref.kernels import available_backends
 from rtrl_ref.out_gate import immediate_g_c, out_gate
 from rtrl_ref.params import ELSTMParams
 from rtrl_ref.r2ac.core import LEARNERS, get_learner, get_stem_grad, init_core
 from rtrl_ref.unroll import elstm_forward
-from verify.compare import assert_close, assert_fields_close, compare_fields, tolerance
+from verify.compare import assert_close, assert_fields_close, compare, compare_fields, tolerance
 from verify.problem import readout_loss
+from verify.strategies import ALL_RESETS, MAX_B, row_reset_mask, weighted
 
 EXACT = tolerance("exact", np.float64)
 CPU_BACKENDS = [name for name in available_backends() if name != "cupy"]   # numpy and, if installed, numba
@@ -142,3 +144,55 @@ def test_registry_names_match_and_feedforward_passes_x_through():
     g_h = np.ones((3, 2, 3))                                               # (T, B, I)
     assert ff.backward(get_stem_grad("tbptt"), params, cache, reset, g_h, state).g_x is g_h
     assert ff.backward(get_stem_grad("frozen"), params, cache, reset, g_h, state).g_x is None
+
+
+# ----------------------------------------------------------------------------- acting vs learning
+
+def act_over(learner, params, x, reset, c_0):
+    """The acting path (`Learner.step`, as network.act uses it while stepping environments) over
+    a history: h (N, B, .) and the last cell c (B, H)."""
+    c, hs = c_0, []
+    for x_t, reset_t in zip(x, reset):
+        h_t, c = learner.step(params, x_t, reset_t, c)
+        hs.append(h_t)
+    return np.stack(hs), c
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("name", sorted(LEARNERS))
+@given(seed=st.integers(0, 2**31 - 1), N=weighted(1, 9, 4), B=weighted(1, MAX_B, 3), I=st.integers(1, 4),
+       H=st.integers(1, 5), resets=st.sampled_from(ALL_RESETS))
+@settings(max_examples=15)
+def test_acting_step_equals_the_learners_forward_pass(backend, name, seed, N, B, I, H, resets):
+    """Acting one step at a time from a carried cell gives the h (and the cell) of the learner's
+    forward pass over the same history, resets included (per row, and at N = 1)."""
+    rng = np.random.default_rng(seed)
+    params, x, _, _, _ = history(seed, 1, 1, B, I, H)
+    x = rng.standard_normal((N, B, I))                                     # (N, B, I)
+    reset = row_reset_mask(rng, N, B, resets)                              # (N, B)
+    learner = get_learner(name)
+    state = learner.init_state(B, I, H, np.float64)
+    state = state._replace(c=rng.standard_normal(state.c.shape))           # a cell carried in
+    h_act, c_act = act_over(learner, params, x, reset, state.c)
+    h_learn, cache = learner.forward(params, x, reset, state, backend)
+    label = f"{name} backend={backend} N={N} B={B} resets={np.argwhere(reset).tolist()}"
+    assert_close(f"acting h vs forward h ({label})", h_act, h_learn, EXACT)
+    if cache is not None:
+        assert_close(f"acting c vs forward c ({label})", c_act, cache.traj.c_t[-1], EXACT)
+
+
+def test_acting_check_fails_when_a_reset_adds_instead_of_zeroing():
+    """Negative twin: an acting step whose reset_c adds the keep mask (c + keep) must fail."""
+    rng = np.random.default_rng(0)
+    params, x, _, _, _ = history(0, 1, 4, 3, 2, 4)
+    reset = row_reset_mask(rng, 5, 3, "one_row")                           # (5, 3)
+    learner = get_learner("rtrl")
+    c_0 = rng.standard_normal((3, 4))                                      # (B, H)
+
+    def wrong_step(params, x_t, reset_t, c_tm1):
+        c_t, _ = cell_step(params.elstm, x_t, c_tm1 + (~reset_t)[:, None])  # (B, H)
+        return out_gate(params.gate, x_t, c_t)[0], c_t
+
+    h_learn, _ = learner.forward(params, x, reset, learner.init_state(3, 2, 4, np.float64)._replace(c=c_0))
+    h_wrong, _ = act_over(learner._replace(step=wrong_step), params, x, reset, c_0)
+    assert not compare("acting h", h_wrong, h_learn, EXACT).ok

@@ -10,10 +10,11 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from rtrl_ref.kernels import available_backends
@@ -21,8 +22,17 @@ from rtrl_ref.traces import segment_carried_pass, trace_step_accumulate
 from verify import broken, checks
 from verify.checks import carried_inputs, step_inputs
 from verify.compare import assert_all_ok, assert_fields_close, compare_fields, to_numpy, tolerance
-from verify.problem import RESET_PATTERNS
-from verify.strategies import describe, problems
+from verify.problem import RESET_PATTERNS, make_problem
+from verify.strategies import (
+    MAX_B,
+    ROW_PATTERNS,
+    block_bytes,
+    chunks,
+    describe,
+    problems,
+    row_reset_mask,
+    weighted,
+)
 
 DTYPES = (np.float32, np.float64)
 
@@ -53,35 +63,72 @@ def driver_backend(request):
     return request.param
 
 
-sizes = dict(B=st.integers(1, 4), H=st.integers(1, 9), I=st.integers(1, 9))
+sizes = dict(B=weighted(1, MAX_B, 4), H=weighted(1, 13, 6), I=st.integers(1, 9))
+ROW_RESETS = st.one_of(st.sampled_from(RESET_PATTERNS), st.sampled_from(ROW_PATTERNS))
+
+
+def step_reset(pattern, B, seed):
+    """(B,) reset mask of a named pattern; the row patterns differ between rows of one pass."""
+    return row_reset_mask(np.random.default_rng(seed + 1), 1, B, pattern)[0]
 
 
 # ---------------------------------------------------------------------------------------------
 # kernel level
 
 
-@given(seed=st.integers(0, 2**31 - 1), pattern=st.sampled_from(RESET_PATTERNS),
-       dtype=st.sampled_from(DTYPES), **sizes)
+@given(seed=st.integers(0, 2**31 - 1), pattern=ROW_RESETS, dtype=st.sampled_from(DTYPES), **sizes)
+@example(seed=0, pattern=np.arange(9) % 5 == 1, dtype=np.float64, B=9, H=3, I=4)   # rows 1 and 6 reset
+@example(seed=1, pattern=np.arange(8) == 6, dtype=np.float64, B=8, H=2, I=3)       # one row of the 2nd pass
 def test_trace_step_accumulate_matches_numpy(backend, seed, pattern, dtype, B, H, I):
-    where = f"{checks.backend_name(backend)} {np.dtype(dtype).name} B={B} H={H} I={I} reset={pattern}"
-    assert_all_ok(checks.check_backend_step(backend, B, H, I, dtype, seed, pattern), where)
+    reset_t = step_reset(pattern, B, seed) if isinstance(pattern, str) else pattern
+    where = f"{checks.backend_name(backend)} {np.dtype(dtype).name} B={B} H={H} I={I} reset={np.flatnonzero(reset_t)}"
+    assert_all_ok(checks.check_backend_step(backend, B, H, I, dtype, seed, reset_t), where)
 
 
-@given(seed=st.integers(0, 2**31 - 1), pattern=st.sampled_from(RESET_PATTERNS),
-       dtype=st.sampled_from(DTYPES), B=st.integers(1, 6), H=st.integers(5, 13), I=st.integers(1, 5),
-       parallel=st.booleans())
-def test_numba_step_unit_blocks_match_numpy(seed, pattern, dtype, B, H, I, parallel):
-    """Several unit blocks and a partial one (blocks of 4 units forced by a tiny block budget)."""
+@given(seed=st.integers(0, 2**31 - 1), pattern=ROW_RESETS, dtype=st.sampled_from(DTYPES),
+       B=weighted(1, MAX_B, 4), H=st.integers(5, 17), I=st.integers(1, 5), parallel=st.booleans(),
+       n_chunks=chunks(), data=st.data())
+def test_numba_step_unit_blocks_match_numpy(seed, pattern, dtype, B, H, I, parallel, n_chunks, data):
+    """Several unit blocks and a partial one (blocks of 4 to 7 units forced by a tiny block
+    budget), the parallel variant split into 1, 2 or 3 chunks."""
     from rtrl_ref.kernels import numba_backend, step_numba
 
-    saved = step_numba.BLOCK_BYTES
-    step_numba.BLOCK_BYTES = 1
-    try:
-        assert step_numba.block_units(I, np.dtype(dtype).itemsize) == 4
-        rows = checks.check_backend_step(numba_backend.backend(parallel=parallel), B, H, I, dtype, seed, pattern)
-    finally:
-        step_numba.BLOCK_BYTES = saved
-    assert_all_ok(rows, f"numba parallel={parallel} {np.dtype(dtype).name} B={B} H={H} I={I} blocks of 4")
+    itemsize = np.dtype(dtype).itemsize
+    budget = data.draw(block_bytes(I, itemsize), label="block bytes")
+    reset_t = step_reset(pattern, B, seed)
+    with checks.numba_layout(budget, n_chunks):
+        units = step_numba.block_units(I, itemsize)
+        assert 4 <= units <= 7 and units * I * itemsize == budget
+        rows = checks.check_backend_step(numba_backend.backend(parallel=parallel), B, H, I, dtype, seed, reset_t)
+    assert_all_ok(rows, f"numba parallel={parallel} chunks={n_chunks} {np.dtype(dtype).name} B={B} H={H} I={I} "
+                        f"blocks of {units} reset={np.flatnonzero(reset_t)}")
+
+
+@given(seed=st.integers(0, 2**31 - 1), T=st.integers(1, 5), dtype=st.sampled_from(DTYPES),
+       H=st.integers(1, 9), I=st.integers(1, 5), B=st.integers(1, 3), n_chunks=chunks())
+def test_numba_carried_pass_chunks_match_numpy(seed, T, dtype, H, I, B, n_chunks):
+    """The parallel carried pass split into 1, 2 or 3 chunks of units."""
+    from rtrl_ref.kernels import numba_backend
+
+    with checks.numba_layout(n_chunks=n_chunks):
+        rows = checks.check_backend_carried_pass(numba_backend.backend(parallel=True), T, B, H, I, dtype, seed)
+    assert_all_ok(rows, f"numba parallel chunks={n_chunks} {np.dtype(dtype).name} T={T} B={B} H={H} I={I}")
+
+
+@given(prob=problems(max_T=4, max_I=5, max_H=6), n_chunks=chunks())
+def test_batch_rows_are_independent_on_every_backend(backend, prob, n_chunks):
+    """The kernels' four-row passes keep rows apart (and their parallel chunks): the batch's
+    gradients are the sums of single-row runs, resets differing per row."""
+    with checks.numba_layout(n_chunks=n_chunks):
+        rows = checks.check_batch_rows(prob, backend=backend)
+    assert_all_ok(rows, f"{checks.backend_name(backend)} chunks={n_chunks} {describe(prob)}")
+
+
+def test_negative_twin_row_leak_in_the_step_kernel_fails(backend):
+    prob = make_problem(3, T=3, B=6, I=3, H=4, resets="random")
+    rows = checks.check_batch_rows(prob, backend=broken.backend_row_leak(backend))
+    failed = {c.name.split(".")[0] for c in rows if not c.ok}
+    assert failed == {"rtrl grad (batch vs sum of rows)", "rtrl traces (batch vs rows)"}, failed
 
 
 @given(seed=st.integers(0, 2**31 - 1), T=st.integers(1, 8), dtype=st.sampled_from(DTYPES), **sizes)
@@ -94,12 +141,23 @@ def test_segment_carried_pass_matches_numpy(backend, seed, T, dtype, B, H, I):
 # drivers on real problems (regimes: saturated, forget gate open / closed; every reset pattern)
 
 
-@given(prob=problems(max_T=8, max_B=3, max_I=6, max_H=6), dtype=st.sampled_from(DTYPES))
+@given(prob=problems(max_T=8, max_I=6, max_H=6), dtype=st.sampled_from(DTYPES))
 def test_drivers_match_numpy(driver_backend, prob, dtype):
     prob = prob._replace(p=prob.p.astype(dtype), q=prob.q.astype(dtype), V=prob.V.astype(dtype),
                          x=prob.x.astype(dtype), c_0=prob.c_0.astype(dtype))
     where = f"{driver_backend} {np.dtype(dtype).name} {describe(prob)}"
     assert_all_ok(checks.check_drivers_on(prob, driver_backend), where)
+
+
+def test_forward_without_validation_equals_the_validated_forward(driver_backend):
+    """elstm_forward(validate=False) skips the input checks only: same c and cell cache."""
+    from rtrl_ref.unroll import elstm_forward
+
+    prob = make_problem(4, T=5, B=9, I=3, H=4, resets="random")
+    p, x, reset, c_0 = checks.to_backend(driver_backend, prob.p, prob.x, prob.reset, prob.c_0)
+    c, traj = elstm_forward(p, x, reset, c_0, validate=True, backend=driver_backend)
+    c_fast, traj_fast = elstm_forward(p, x, reset, c_0, validate=False, backend=driver_backend)
+    assert_fields_close("forward, validate=False", dict(c=c_fast, traj=traj_fast), dict(c=c, traj=traj), 0.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,6 +207,33 @@ def test_negative_twin_segment_overwriting_the_callers_traces_fails():
 
 # ---------------------------------------------------------------------------------------------
 # input handling
+
+
+def assert_nan_close(name, got, want):
+    """NaN where the reference has NaN, round-off elsewhere."""
+    for field, a, b in zip(want._fields, got, want):
+        a, b = to_numpy(a), to_numpy(b)
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=f"{name}.{field}: NaN positions")
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, equal_nan=True, err_msg=f"{name}.{field}")
+
+
+def test_non_finite_values_propagate_as_in_the_numpy_reference(backend):
+    """The kernels do not scan for finiteness (a second pass over the traces): a NaN in a
+    carried-in trace flows into exactly the outputs it flows into in the NumPy reference."""
+    traces, cache, reset_t, g_c_t, grads = step_inputs(2, 5, 3, 4, np.float64, np.array([0, 1, 0, 0, 0], bool))
+    traces.W_z[0, 2, 1] = traces.w_f[3, 1] = np.nan
+    want = trace_step_accumulate(checks.copy_tree(traces), cache, reset_t, g_c_t, checks.copy_tree(grads))
+    be = checks.get_backend(backend)
+    got = be.trace_step_accumulate(*checks.to_backend(backend, checks.copy_tree(traces), cache, reset_t, g_c_t,
+                                                      checks.copy_tree(grads)))
+    assert_nan_close("step traces", got[0], want[0])
+    assert_nan_close("step grads", got[1], want[1])
+    traces_in, *rest = carried_inputs(3, 4, 5, 3, 4, np.float64)
+    traces_in.W_z[4, 1, 2] = traces_in.b_z[2, 0] = np.nan
+    want = segment_carried_pass(checks.copy_tree(traces_in), *rest)
+    got = be.segment_carried_pass(*checks.to_backend(backend, checks.copy_tree(traces_in), *rest))
+    assert_nan_close("carried grads", got[0], want[0])
+    assert_nan_close("carried traces", got[1], want[1])
 
 
 def test_numba_accepts_non_contiguous_inputs():
@@ -249,3 +334,53 @@ def test_negative_twin_fork_after_openmp_kernel_dies():
     if "No threading layer could be loaded" in run.stderr or "omp" not in run.stdout + run.stderr:
         pytest.skip("Numba's OpenMP threading layer is not available here")
     assert run.returncode != 0, f"fork after an OpenMP kernel unexpectedly survived: {run.stdout}"
+
+
+# ---------------------------------------------------------------------------------------------
+# bounds checking: an index bug fails an assertion instead of corrupting memory
+
+OOB_SCRIPT = textwrap.dedent("""
+    import importlib.util, pathlib, sys
+    import numpy as np
+    from verify.checks import step_inputs
+
+    source = pathlib.Path("rtrl_ref/kernels/step_numba.py").read_text()
+    if sys.argv[2] == "mutant":
+        assert source.count("x3 = x_t[b + 3]") == 1
+        source = source.replace("x3 = x_t[b + 3]", "x3 = x_t[b + 4]")   # row b + 4 of a (4, I) x_t
+    path = pathlib.Path(sys.argv[1]) / "step_kernel_under_test.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("step_kernel_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        module.trace_step_accumulate(*step_inputs(0, 4, 3, 5, np.float64, "none"))
+    except IndexError as e:
+        print("IndexError:", e)
+        sys.exit(7)
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kernel", ["mutant", "shipped"])
+def test_boundscheck_turns_an_out_of_bounds_row_into_an_index_error(tmp_path, kernel):
+    """With NUMBA_BOUNDSCHECK=1 (the opt-in `pytest --boundscheck` run), a per-step kernel that
+    reads row b + 4 raises IndexError (exit 7 here) rather than reading past the array; the
+    shipped kernel runs clean under the same check (the twin)."""
+    pytest.importorskip("numba")
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path / "cache"), NUMBA_NUM_THREADS="1")
+    run = subprocess.run([sys.executable, "-c", OOB_SCRIPT, str(tmp_path), kernel], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=300)
+    want = 7 if kernel == "mutant" else 0
+    assert run.returncode == want, f"{kernel}: exit {run.returncode}: {run.stdout} {run.stderr[-2000:]}"
+    assert ("index is out of bounds" in run.stdout) == (kernel == "mutant")
+
+
+def test_boundscheck_option_is_active_when_asked(request):
+    """`pytest --boundscheck` sets NUMBA_BOUNDSCHECK=1 before any kernel is compiled."""
+    import numba
+
+    if not request.config.getoption("--boundscheck"):
+        pytest.skip("bounds-checked run not requested (pytest --boundscheck)")
+    assert os.environ.get("NUMBA_BOUNDSCHECK") == "1" and numba.config.BOUNDSCHECK

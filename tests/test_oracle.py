@@ -330,3 +330,24 @@ def test_corrupted_candidate_never_crashes(small_case, tmp_path_factory, data):
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         status = oracle_main(["check", str(small_case), "--candidate", str(bad)])
     assert status in (0, 1, 2) and "Traceback" not in err.getvalue()
+
+
+def test_io_errors_writing_reports_are_rc2_never_a_verdict(small_case, tmp_path, capsys):
+    case = load_case(small_case)
+    write_npz(tmp_path / "cand.npz", compute_outputs(case.problem, case.trace_steps))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    status, out, err = run_check(capsys, small_case, tmp_path / "cand.npz", "--json", str(blocker / "r.json"))
+    assert status == 2 and "PASS" not in out
+    assert len(err.strip().splitlines()) == 1 and "--json" in err
+    # parent folders are created
+    status, _, _ = run_check(capsys, small_case, tmp_path / "cand.npz", "--json", str(tmp_path / "a" / "r.json"))
+    assert status == 0 and (tmp_path / "a" / "r.json").exists()
+    assert oracle_main(["reference", str(small_case), "--out", str(tmp_path / "b" / "c" / "r.npz")]) == 0
+    assert (tmp_path / "b" / "c" / "r.npz").exists()
+    capsys.readouterr()
+    assert oracle_main(["reference", str(small_case), "--out", str(blocker / "r.npz")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--out" in err
+    assert oracle_main(["make", "--out", str(blocker / "x"), "--T", "3"]) == 2
+    assert "cannot write the case" in capsys.readouterr().err

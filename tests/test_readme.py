@@ -26,3 +26,38 @@ def test_readme_gives_exactly_two_setup_commands_and_ci_runs_the_test_one():
     assert len(setup) == 2, setup
     ci = (README.parent / ".ci" / "run").read_text()
     assert setup[1] in ci, f"CI does not run the README's test command {setup[1]!r}"
+
+
+FAMILY_EXAMPLES = {"memory": "memory:cue?delay=8", "atari": "atari:Breakout", "procgen": "procgen:chaser",
+                   "dmlab": "dmlab:rooms_watermaze", "gym": "gym:CartPole-v1", "popgym": "popgym:RepeatPreviousEasy"}
+
+
+def family_table() -> list[dict]:
+    text = README.read_text()
+    start = text.index("### Defaults per environment family")
+    section = text[start:text.index("\n### ", start + 1)]
+    lines = [ln for ln in section.splitlines() if ln.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    return [dict(zip(header, (c.strip() for c in ln.strip("|").split("|")))) for ln in lines[2:] if ln.strip()]
+
+
+def test_readme_family_defaults_table_matches_the_code():
+    from rtrl_ref.r2ac.config import make_config
+
+    rows = family_table()
+    families = [f.strip() for row in rows for f in row["family"].split(",")]
+    assert sorted(families) == sorted(FAMILY_EXAMPLES), families
+    for row in rows:
+        for family in (f.strip() for f in row["family"].split(",")):
+            c = make_config(["--env", FAMILY_EXAMPLES[family]])
+            where = f"README defaults table, family {family}"
+            assert (c.preset or "none") == row["preset"], where
+            for field in ("num_envs", "unroll", "hidden", "total_frames"):
+                assert int(row[field]) == getattr(c, field), f"{where}: {field}"
+            for field in ("lr", "rms_eps"):
+                assert float(row[field]) == getattr(c, field), f"{where}: {field}"
+            for field in ("stem", "stem_init"):
+                assert row[field] == getattr(c, field), f"{where}: {field}"
+            chrono = c.forget_init == "chrono"
+            detail = f"chrono_t_max {c.chrono_t_max:g}" if chrono else f"forget_bias {c.forget_bias:g}"
+            assert row["forget_init"] == f"{c.forget_init} ({detail})", f"{where}: forget_init"

@@ -69,7 +69,7 @@ def test_mismatched_checkpoint_is_refused(tmp_path):
     first = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--run-name", "r"))
     other = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--run-name", "s", "--hidden", "5"))
     (first.run_dir / "checkpoint.npz").write_bytes((other.run_dir / "checkpoint.npz").read_bytes())
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(ValueError, match=r"does not match the checkpoint \(hidden: config.json 6, checkpoint 5\)"):
         train(make_config(["--resume", str(first.run_dir), "--total-frames", "96", "--no-progress"]))
 
 
@@ -208,7 +208,7 @@ def test_copy_online_logs_and_plots_its_curve(tmp_path):
 def test_identity_stem_feeds_observations_to_the_core(tmp_path):
     summary = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--stem", "identity"))
     assert summary.updates == 4
-    with pytest.raises(ValueError, match="obs_shape"):
+    with pytest.raises(ValueError, match="--stem identity: needs vector observations"):
         train(tiny(tmp_path, "--env", "atari:Breakout", "--stem", "identity", "--num-envs", "1"))
 
 
@@ -224,3 +224,206 @@ def test_training_throughput_benchmark_runs(tmp_path, capsys):
     assert set(result["median_fps"]) == {"rtrl", "tbptt", "feedforward", "env_only"}
     assert all(v > 0 for v in result["median_fps"].values())
     assert "rtrl / tbptt throughput" in capsys.readouterr().out
+
+
+def _edit_config(run, **changes):
+    import json
+
+    data = json.loads((run / "config.json").read_text())
+    data["config"].update(changes)
+    (run / "config.json").write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("changes, named", [
+    (dict(env="memory:cue?delay=3"), "env: config.json 'memory:cue?delay=3', checkpoint 'memory:cue?delay=2'"),
+    (dict(learner="tbptt"), "learner: config.json 'tbptt', checkpoint 'rtrl'"),
+    (dict(num_envs=2), "num_envs: config.json 2, checkpoint 4"),
+])
+def test_an_edited_config_json_is_refused_on_resume(tmp_path, changes, named):
+    run = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--run-name", "r")).run_dir
+    before = digest(run / "log.csv")
+    _edit_config(run, **changes)
+    with pytest.raises(ValueError, match="refusing to resume") as err:
+        train(make_config(["--resume", str(run), "--total-frames", "96", "--no-progress"]))
+    assert named in str(err.value)
+    assert digest(run / "log.csv") == before
+
+
+def test_resume_of_a_finished_run_says_already_complete(tmp_path, capsys):
+    run = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--run-name", "r")).run_dir
+    before = (digest(run / "log.csv"), digest(run / "checkpoint.npz"))
+    capsys.readouterr()
+    assert train_main(["--resume", str(run), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "already complete: 48 frames, 4 updates" in out and "nan" not in out
+    assert (digest(run / "log.csv"), digest(run / "checkpoint.npz")) == before
+
+
+def test_the_budget_is_met_exactly_by_shortening_the_last_update(tmp_path, capsys):
+    summary = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--unroll", "100000", "--total-frames", "1000"))
+    assert (summary.frames, summary.updates) == (1000, 1)                  # one update of 250 steps x 4
+    assert "a last update shortened to 250 steps -> 1000 frames (exact)" in capsys.readouterr().out
+    summary = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--total-frames", "50"))
+    assert summary.frames == 52                                            # the next multiple of num_envs = 4
+    assert "-> 52 frames (2 over: budgets are met in multiples of num_envs=4)" in capsys.readouterr().out
+
+
+def test_concurrent_runs_get_distinct_folders_and_print_them(tmp_path):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "rtrl_ref.train", *TINY, "--env", "memory:cue?delay=2", "--run-dir",
+           str(tmp_path), "--exp-name", "sweep"]
+    procs = [subprocess.Popen(cmd + ["--lr", lr], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for lr in ("1e-3", "2e-3", "3e-3")]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err for _, err in outs]
+    folders = sorted(tmp_path.iterdir())
+    assert len(folders) == 3 and all(f.name.startswith("sweep-memory_cue_delay2-rtrl-s0-") for f in folders)
+    for out, _ in outs:
+        assert any(f"run folder: {f}" in out for f in folders)
+    assert {read_config(f).exp_name for f in folders} == {"sweep"}
+
+
+def test_checkpoint_mode_matches_the_rest_of_the_folder(tmp_path):
+    run = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--run-name", "r")).run_dir
+    mode = (run / "config.json").stat().st_mode & 0o777
+    assert (run / "checkpoint.npz").stat().st_mode & 0o777 == mode == (run / "log.csv").stat().st_mode & 0o777
+
+
+def test_print_config_and_dry_run_create_nothing(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert train_main(TINY + ["--run-dir", str(runs), "--print-config", "--hidden", "7"]) == 0
+    assert "\n  hidden              7\n" in capsys.readouterr().out
+    assert train_main(TINY + ["--run-dir", str(runs), "--dry-run", "--env", "memory:cue?delay=2"]) == 0
+    assert "every check passed" in capsys.readouterr().out
+    assert train_main(TINY + ["--run-dir", str(runs), "--dry-run", "--env", "gym:CartPole-v1",
+                              "--stem", "nature"]) == 2
+    assert "--stem nature" in capsys.readouterr().err
+    assert not runs.exists()
+
+
+def test_config_file_options_and_flags_win(tmp_path, capsys):
+    file = tmp_path / "run.toml"
+    file.write_text('env = "memory:cue?delay=2"\nhidden = 7\nlr = 0.001\nprogress = false\n'
+                    'total-frames = 1_000\n')
+    assert train_main(["--config", str(file), "--hidden", "5", "--print-config"]) == 0
+    out = capsys.readouterr().out
+    for line in ("hidden              5", "lr                  0.001", "total_frames        1000",
+                 "progress            False", "env                 memory:cue?delay=2"):
+        assert "\n  " + line + "\n" in out, line
+    file.write_text("hiden = 7\n")
+    assert train_main(["--config", str(file), "--print-config"]) == 2
+    assert "unknown option 'hiden'" in capsys.readouterr().err
+    file.write_text('hidden = "seven"\n')
+    assert train_main(["--config", str(file), "--print-config"]) == 2
+    assert "option 'hidden' expects a int, got 'seven'" in capsys.readouterr().err
+    file.write_text("hidden = \n")
+    assert train_main(["--config", str(file), "--print-config"]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+
+
+def test_eval_every_logs_evaluation_returns(tmp_path):
+    run = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--eval-every", "2", "--eval-episodes", "4",
+                     "--log-every", "100")).run_dir
+    log = read_log(run)
+    assert log["updates"] == [2, 4]
+    assert all(0 <= v <= 1 for v in log["eval_return"])
+
+
+def _event_tags(folder):
+    """Scalar tags and steps of the TensorBoard event files in a folder (TFRecord of Event protos)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    tags: dict[str, list[int]] = {}
+    for file in folder.glob("events.out.tfevents.*"):
+        data = file.read_bytes()
+        i = 0
+        while i < len(data):
+            (length,) = struct.unpack("<Q", data[i:i + 8])
+            event = event_pb2.Event.FromString(data[i + 12:i + 12 + length])
+            i += 12 + length + 4
+            for value in event.summary.value:
+                tags.setdefault(value.tag, []).append(event.step)
+    return tags
+
+
+def test_tensorboard_writes_the_csv_scalars(tmp_path):
+    pytest.importorskip("tensorboardX")
+    run = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--tensorboard")).run_dir
+    tags = _event_tags(run / "tensorboard")
+    log = read_log(run)
+    for column in ("loss", "pg_loss", "entropy", "grad_norm", "lr", "mean_return", "fps"):
+        # NaN (mean_return before the first episode ends) is left out of TensorBoard
+        assert tags[column] == [int(f) for f, v in zip(log["frames"], log[column]) if np.isfinite(v)], column
+    assert len(tags["loss"]) == len(log["frames"])
+
+
+def test_evaluate_records_videos(tmp_path, capsys):
+    pytest.importorskip("imageio")
+    from rtrl_ref.r2ac.evaluate import main as evaluate_main
+
+    run = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--run-name", "r")).run_dir
+    videos = tmp_path / "videos"
+    assert evaluate_main([str(run), "--episodes", "4", "--num-envs", "2", "--record", str(videos),
+                          "--max-videos", "2", "--no-progress"]) == 0
+    files = sorted(videos.glob("*.gif"))
+    assert [f.name for f in files] == ["episode-000.gif", "episode-001.gif"]
+    assert all(f.read_bytes()[:6] in (b"GIF89a", b"GIF87a") for f in files)
+
+
+def test_help_shows_what_each_preset_sets_and_the_run_control_options(capsys):
+    with pytest.raises(SystemExit):
+        train_main(["--help"])
+    flat = " ".join(capsys.readouterr().out.split())
+    assert "(default: 8; presets: cpu-memory 4, cpu-atari 20, paper-atari 50, paper-procgen 50, paper-dmlab 100)" \
+        in flat
+    for option in ("--config FILE.toml", "--print-config", "--dry-run", "--exp-name", "--tensorboard",
+                   "--eval-every"):
+        assert option in flat, option
+
+
+def test_evaluate_shows_progress(tmp_path, capsys):
+    from rtrl_ref.r2ac.evaluate import main as evaluate_main
+
+    run = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--run-name", "r")).run_dir
+    capsys.readouterr()
+    assert evaluate_main([str(run), "--episodes", "4", "--num-envs", "2"]) == 0
+    assert "evaluating" in capsys.readouterr().err
+
+
+def test_video_frames_of_pixel_and_vector_observations():
+    from rtrl_ref.r2ac.evaluate import observation_frame
+
+    stack = np.arange(4 * 84 * 84, dtype=np.int64).reshape(4, 84, 84).astype(np.uint8)   # (C, Y, X)
+    frame = observation_frame(stack)
+    assert frame.shape == (84, 84) and frame.dtype == np.uint8 and np.array_equal(frame, stack[-1])
+    v = observation_frame(np.array([-1.0, 0.0, 1.0], np.float32))
+    assert v.shape == (16, 48) and v.dtype == np.uint8 and (v[0, 0], v[0, 47]) == (0, 255)
+
+
+def test_a_second_signal_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    import rtrl_ref.r2ac.loop as loop
+
+    real = loop.learner_step
+    calls = []
+
+    def twice_interrupted(*args, **kw):
+        out = real(*args, **kw)
+        calls.append(1)
+        if len(calls) == 2:                           # after the first-update checkpoint
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+    monkeypatch.setattr(loop, "learner_step", twice_interrupted)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingStopped, match="SIGTERM received a second time") as stop:
+        train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--run-name", "r", "--total-frames", "480"))
+    assert stop.value.exit_code == 128 + signal.SIGTERM
+    from rtrl_ref.r2ac.checkpoint import read_checkpoint
+
+    assert read_checkpoint(tmp_path / "r" / "checkpoint.npz")[1]["meta"]["counters"]["updates"] == 1
+    assert signal.getsignal(signal.SIGTERM) is before                          # handlers restored

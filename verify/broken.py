@@ -14,6 +14,8 @@ or broken kernel backends for the per-backend checks:
     off_by(eps)                    Drivers whose every float output is scaled by (1 + eps)
     backend_skipping_reset(b)      a kernel backend whose per-step kernel ignores reset_t
     backend_undecayed_carried(b)   a kernel backend whose carried pass does not decay S_in
+    row_leak_drivers()             BPTT and the step form with batch row 0's input leaking into row 1
+    backend_row_leak(b)            a kernel backend whose per-step kernel reads row 0's x_t into row 1
 """
 
 from __future__ import annotations
@@ -104,3 +106,36 @@ def backend_undecayed_carried(backend):
         return be.segment_carried_pass(traces_in, coef_in, decay_in * 0 + 1, u_z, u_f, x, c_tm1)
 
     return be._replace(segment_carried_pass=segment_carried_pass)
+
+
+def leak_rows(a):
+    """a (T, B, ...) or (B, ...) with batch row 0 added into row 1 (needs B >= 2): the values a
+    kernel would see if it indexed a neighbour's row (e.g. `x_t[b]` for `x_t[b + 1]`)."""
+    axis = 1 if a.ndim == 3 else 0
+    leaked = a.copy()
+    dst = [slice(None)] * a.ndim
+    src = [slice(None)] * a.ndim
+    dst[axis], src[axis] = 1, 0
+    leaked[tuple(dst)] += a[tuple(src)]
+    return leaked
+
+
+def row_leak_drivers(drivers: Drivers = LIBRARY) -> Drivers:
+    """Drivers whose BPTT (problem_grads) and step form (rtrl_sequence) see row 0's input in row 1."""
+    def problem_grads(prob: Problem) -> Backward:
+        return drivers.problem_grads(prob._replace(x=leak_rows(prob.x)))
+
+    def rtrl_sequence(traj, reset, g_c, traces=None, backend="numpy"):
+        return drivers.rtrl_sequence(traj._replace(x_t=leak_rows(traj.x_t)), reset, g_c, traces, backend=backend)
+
+    return drivers._replace(problem_grads=problem_grads, rtrl_sequence=rtrl_sequence)
+
+
+def backend_row_leak(backend):
+    """The backend object of `backend` whose per-step kernel adds row 0's x_t into row 1's."""
+    be = get_backend(backend)
+
+    def trace_step_accumulate(traces, cache, reset_t, g_c_t, grads):
+        return be.trace_step_accumulate(traces, cache._replace(x_t=leak_rows(cache.x_t)), reset_t, g_c_t, grads)
+
+    return be._replace(trace_step_accumulate=trace_step_accumulate)

@@ -12,6 +12,7 @@ implementation (`drivers=` from verify.broken, or a broken backend object) and r
     check_float32_vs_float64(prob)            float32 step and segment forms vs float64 BPTT
     check_dense(prob)                         the naive dense influence-matrix RTRL vs the step form
     check_reset_split(prob, split)            a reset at `split` makes the two halves independent
+    check_batch_rows(prob)                    batch rows are independent (sums / stacks of single rows)
     check_tbptt_full_window(prob, k, mode)    TBPTT with k >= T equals BPTT
     check_tbptt_bias(seed, T, k)              TBPTT(k < T) measurably differs from BPTT on long memory
     check_backend_step(backend, ...)          per-step kernel trace_step_accumulate vs NumPy
@@ -26,6 +27,7 @@ Equations: docs/derivation.md, Eq. 1-3 (cell), 7-9 (traces), 10 (resets), 12-13 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
@@ -104,7 +106,8 @@ class StepInputs(NamedTuple):
     grads: ELSTMParams   # (H, I) / (H,)
 
 
-def step_inputs(seed: int, B: int, H: int, I: int, dtype, pattern: str = "random") -> StepInputs:
+def step_inputs(seed: int, B: int, H: int, I: int, dtype, pattern="random") -> StepInputs:
+    """Random step arguments; `pattern` names a reset pattern (verify.problem) or is a (B,) bool mask."""
     rng = np.random.default_rng(seed)
 
     def draw(*shape):
@@ -113,7 +116,12 @@ def step_inputs(seed: int, B: int, H: int, I: int, dtype, pattern: str = "random
     traces = random_traces(rng, B, H, I, dtype)
     grads = ELSTMParams(draw(H, I), draw(H, I), draw(H), draw(H), draw(H), draw(H))
     cache = CellCache(draw(B, I), *(draw(B, H) for _ in range(7)))
-    reset_t = reset_mask(rng, 1, B, pattern)[0]                                  # (B,)
+    if isinstance(pattern, str):
+        reset_t = reset_mask(rng, 1, B, pattern)[0]                              # (B,)
+    else:
+        reset_t = np.asarray(pattern, bool)                                      # (B,)
+        if reset_t.shape != (B,):
+            raise ValueError(f"pattern: expected a reset name or a ({B},) mask, got shape {reset_t.shape}")
     return StepInputs(traces, cache, reset_t, draw(B, H), grads)
 
 
@@ -245,6 +253,30 @@ def check_split(prob: Problem, split: int, drivers: Drivers = LIBRARY) -> list[C
             + [compare("loss", whole.loss, first.loss + second.loss, tol)])
 
 
+def single_row(prob: Problem, b: int) -> Problem:
+    """Batch row b of `prob` as a problem of its own (B = 1)."""
+    return prob._replace(x=prob.x[:, b:b + 1], reset=prob.reset[:, b:b + 1], c_0=prob.c_0[b:b + 1],
+                         y=prob.y[:, b:b + 1])
+
+
+def check_batch_rows(prob: Problem, drivers: Drivers = LIBRARY, backend="numpy") -> list[Comparison]:
+    """Batch rows are independent: the batch's BPTT and RTRL step-form gradients equal the sums
+    of single-row runs, and its input gradient g_x and final traces are the rows' stacked."""
+    whole = drivers.problem_grads(prob)
+    traj, reset, g_c = to_backend(backend, whole.traj, prob.reset, whole.g_c)
+    step = drivers.rtrl_sequence(traj, reset, g_c, None, backend=backend)
+    rows = [bptt_grads(single_row(prob, b)) for b in range(prob.x.shape[1])]
+    row_steps = [rtrl_sequence(r.traj, single_row(prob, b).reset, r.g_c) for b, r in enumerate(rows)]
+    total = ELSTMParams(*(sum(fields) for fields in zip(*(r.grads.p for r in rows))))
+    g_x = np.concatenate([r.grads.x for r in rows], axis=1)                     # (T, B, I)
+    traces = Traces(*(np.concatenate(fields) for fields in zip(*(r.traces for r in row_steps))))
+    tol = tolerance("exact", prob.x.dtype)
+    return (compare_fields("bptt grad (batch vs sum of rows)", whole.grads.p, total, tol)
+            + [compare("g_x (batch vs rows)", whole.grads.x, g_x, tol)]
+            + compare_fields("rtrl grad (batch vs sum of rows)", step.grads, total, tol)
+            + compare_fields("rtrl traces (batch vs rows)", step.traces, traces, tol))
+
+
 def check_tbptt_full_window(prob: Problem, k: int, mode: str = "window",
                             drivers: Drivers = LIBRARY) -> list[Comparison]:
     """TBPTT (Eq. 16) with a window k >= T is full BPTT: parameter and input gradients."""
@@ -275,8 +307,30 @@ def check_tbptt_bias(seed: int, T: int, k: int, dtype="float64", mode: str = "wi
 # every backend vs the NumPy reference (tolerance('kernel', dtype))
 
 
+@contextmanager
+def numba_layout(block_bytes: int | None = None, n_chunks: int | None = None):
+    """Force the Numba kernels' blocking: the per-step kernel's block budget in bytes (blocks of
+    at least 4 units) and the parallel variants' chunk count (at most the units, whatever the
+    machine's thread count). Restored on exit."""
+    from rtrl_ref.kernels import segment_numba, step_numba
+
+    saved = step_numba.BLOCK_BYTES, step_numba.n_chunks_for, segment_numba.n_chunks_for
+
+    def forced(n: int) -> int:
+        return max(1, min(n, n_chunks))
+
+    try:
+        if block_bytes is not None:
+            step_numba.BLOCK_BYTES = block_bytes
+        if n_chunks is not None:
+            step_numba.n_chunks_for = segment_numba.n_chunks_for = forced
+        yield
+    finally:
+        step_numba.BLOCK_BYTES, step_numba.n_chunks_for, segment_numba.n_chunks_for = saved
+
+
 def check_backend_step(backend, B: int, H: int, I: int, dtype, seed: int = 0,
-                       pattern: str = "random") -> list[Comparison]:
+                       pattern="random") -> list[Comparison]:
     """The fused per-step kernel trace_step_accumulate (Eq. 7-10 and the Eq. 9 accumulation)."""
     be = get_backend(backend)
     case = step_inputs(seed, B, H, I, dtype, pattern)

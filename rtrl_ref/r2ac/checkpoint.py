@@ -12,7 +12,8 @@ One file, an uncompressed NumPy `.npz` archive:
 Keeping the metadata inside the archive makes the write a single `os.replace`: the archive is
 written to a temporary file in the same directory, flushed and fsync'ed, then renamed over the
 target (and the directory fsync'ed), so a crash at any point leaves either the old checkpoint or
-the new one, never a mix. Reading uses `np.load(allow_pickle=False)` and refuses, with a
+the new one, never a mix. The file gets the mode of any other new file (0666 less the umask),
+not the private 0600 of a temporary file. Reading uses `np.load(allow_pickle=False)` and refuses, with a
 ValueError, anything that is not exactly what `like` expects: unreadable or truncated files,
 pickled objects, another format or schema version, checksum mismatches, and arrays whose names,
 shapes or dtypes differ.
@@ -37,6 +38,7 @@ from rtrl_ref.r2ac.tree import tree_leaves, tree_unflatten
 FORMAT = "rtrl_ref.r2ac.checkpoint"
 SCHEMA_VERSION = 1
 META_KEY = "__meta__"
+CHECKPOINT_FILE = "checkpoint.npz"           # the checkpoint of a run folder
 
 
 def checksum(a: np.ndarray) -> str:
@@ -100,12 +102,20 @@ def save_checkpoint(path, trees: dict, meta: dict) -> None:
             _write_npz(f, arrays)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp_name, default_file_mode())
         os.replace(tmp_name, path)
     except BaseException:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
         raise
     _fsync_directory(directory)
+
+
+def default_file_mode() -> int:
+    """The mode `open()` gives a new file: 0o666 less the process umask."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -168,6 +178,14 @@ def read_checkpoint(path) -> tuple[dict[str, np.ndarray], dict]:
         if checksum(a) != entry["sha256"]:
             raise ValueError(f"checkpoint {path}: checksum mismatch for array {key} (corrupt file)")
     return arrays, header
+
+
+def load_run_checkpoint(run_dir: Path, params, opt_state):
+    """(trees, meta) of RUN/checkpoint.npz shaped like (params, opt_state); ValueError if unusable."""
+    file = Path(run_dir) / CHECKPOINT_FILE
+    if not file.exists():
+        raise ValueError(f"{run_dir}: no checkpoint ({file} is missing)")
+    return load_checkpoint(file, dict(params=params, opt_state=opt_state))
 
 
 def load_checkpoint(path, like: dict) -> tuple[dict, dict]:

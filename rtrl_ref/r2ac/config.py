@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from rtrl_ref.kernels import BACKENDS
+from rtrl_ref.params import FORGET_INITS
+from rtrl_ref.r2ac.cli import ArgumentParser
 from rtrl_ref.r2ac.core import LEARNERS, STEM_GRADS, get_learner, get_stem_grad
 from rtrl_ref.r2ac.stems import STEMS
 
@@ -49,7 +51,12 @@ class Config:
     num_envs: int = _f(16, "environments stepped together (the batch B)")
     unroll: int = _f(8, "unroll length M: loss steps per update (and TBPTT span)")
     hidden: int = _f(32, "eLSTM hidden units H")
-    forget_bias: float = _f(0.0, "added to the eLSTM forget-gate bias at initialisation (f = sigmoid(b_f) ~ 0.5 at 0)")
+    forget_init: str = _f("constant", "eLSTM forget-gate bias at initialisation: constant (b_f ~ N(forget_bias, "
+                          "0.1^2); the paper's with forget_bias 0) or chrono (b_f = log U(1, chrono_t_max - 1): "
+                          "memory times spread over [2, chrono_t_max])", choices=FORGET_INITS)
+    forget_bias: float = _f(0.0, "with --forget-init constant: added to the forget-gate bias (f = sigmoid(b_f) "
+                            "~ 0.5 at 0)")
+    chrono_t_max: float = _f(100.0, "with --forget-init chrono: the longest characteristic memory time, in steps")
     features: int = _f(64, "width of the stem's output (the core input is features + 1 clipped reward)")
     stem_init: str = _f("pytorch", "stem initialisation: pytorch (fan-in uniform, the paper's code) or he "
                         "(variance-preserving through ReLUs, zero biases)", choices=("pytorch", "he"))
@@ -71,16 +78,25 @@ class Config:
     log_every: int = _f(10, "updates between CSV log rows")
     resume: str = _f("", "run folder to resume (parameters, optimizer, counters, RNG; environments restart)")
     progress: bool = _f(True, "show a progress bar")
+    exp_name: str = _f("", "experiment tag: prefixes the run folder's name and is stored in config.json")
+    tensorboard: bool = _f(False, "also write TensorBoard event files (run folder/tensorboard; needs the "
+                           "tensorboard extra: pip install tensorboardX)")
+    eval_every: int = _f(0, "updates between evaluations (eval_episodes fresh episodes, sampled actions; "
+                         "eval_return column of log.csv); 0 = never")
+    eval_episodes: int = _f(10, "episodes per evaluation of --eval-every")
 
 
 PRESETS: dict[str, dict] = {
-    # the default: a memory task whose span (delay + 1 = 9 steps) exceeds the unroll (4), the
-    # observation fed straight into the eLSTM so that every recurrent weight gets exact RTRL;
-    # forget bias 1 (f ~ 0.73 at init) keeps a trace of the cue alive long enough for the
-    # gradient to find it (with 0, 2 of 3 seeds stayed at chance for 800k frames);
-    # rtrl learns it, tbptt and feedforward stay at chance (docs/results/memory-span)
+    # the default: memory tasks whose span exceeds the unroll (4), the observation fed straight
+    # into the eLSTM so that every recurrent weight gets exact RTRL. Two settings, both measured on
+    # memory:cue (docs/results/memory-span-sweep): chrono initialisation of the forget gate (memory
+    # times spread over [2, 100] steps; with a constant forget bias of 1 instead, delay 16 was
+    # learned but delay 32 stayed at chance for 1.5M frames) and RMSProp eps 1e-5 (with eps 0.01
+    # and a loss summed over only 64
+    # samples, most RMS gradients are far below eps and the weights barely move: delay 32 stayed at
+    # chance for 1.5M frames with chrono, and learned in 0.4M with eps 1e-5)
     "cpu-memory": dict(num_envs=16, unroll=4, hidden=32, stem="identity", lr=2e-3,
-                       forget_bias=1.0, total_frames=600_000),
+                       forget_init="chrono", chrono_t_max=100.0, rms_eps=1e-5, total_frames=600_000),
     # Atari on this 2-core CPU: Nature stem, short unroll, small core. Two changes from the
     # paper's optimiser/initialisation, both measured on Breakout (docs/results/atari-breakout):
     # - He initialisation of the stem: with PyTorch's default the features vary by 2e-4 over time
@@ -93,11 +109,13 @@ PRESETS: dict[str, dict] = {
     # the paper's settings (Irie et al. 2024, R2AC experiments and their training scripts): B = 32, IMPALA
     # stem, unroll 50 (100 on DMLab), hidden 256 (512 on DMLab), RMSProp lr 6e-4, eps 0.01
     "paper-atari": dict(num_envs=32, unroll=50, hidden=256, features=256, stem="impala", lr=6e-4,
-                        stem_init="pytorch", rms_eps=0.01, total_frames=200_000_000),
+                        stem_init="pytorch", forget_init="constant", rms_eps=0.01, total_frames=200_000_000),
     "paper-procgen": dict(env="procgen:chaser", num_envs=32, unroll=50, hidden=256, features=256,
-                          stem="impala", lr=6e-4, stem_init="pytorch", rms_eps=0.01, total_frames=200_000_000),
+                          stem="impala", lr=6e-4, stem_init="pytorch", forget_init="constant", rms_eps=0.01,
+                          total_frames=200_000_000),
     "paper-dmlab": dict(env="dmlab:rooms_watermaze", num_envs=32, unroll=100, hidden=512, features=256,
-                        stem="impala", lr=6e-4, stem_init="pytorch", rms_eps=0.01, total_frames=100_000_000),
+                        stem="impala", lr=6e-4, stem_init="pytorch", forget_init="constant", rms_eps=0.01,
+                        total_frames=100_000_000),
 }
 
 # The preset an environment family gets when --preset is not given (other families get none).
@@ -124,13 +142,14 @@ def presets_help() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m rtrl_ref.train",
         description="Train a real-time recurrent actor-critic (R2AC) with an eLSTM core.",
         epilog=presets_help(), formatter_class=_HelpFormatter)
     for f in dataclasses.fields(Config):
         flag = "--" + f.name.replace("_", "-")
-        kw = dict(help=f"{f.metadata['help']} (default: {f.default!r})", default=argparse.SUPPRESS)
+        kw = dict(help=f"{f.metadata['help']} (default: {f.default!r}{_preset_note(f.name)})",
+                  default=argparse.SUPPRESS)
         if f.type in ("bool", bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
             continue
@@ -139,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
             kind = _int_with_underscores
         parser.add_argument(flag, type=kind, choices=f.metadata.get("choices"), **kw)
     return parser
+
+
+def _preset_note(name: str) -> str:
+    """'; presets: cpu-memory 4, cpu-atari 20' for a field that presets set (--help shows it)."""
+    values = [f"{preset} {settings[name]!r}" for preset, settings in PRESETS.items() if name in settings]
+    return "; presets: " + ", ".join(values) if values else ""
 
 
 def _int_with_underscores(text: str) -> int:
@@ -179,6 +204,14 @@ def validate_config(c: Config) -> None:
     if c.env.split("?", 1)[0] == "memory:copy":
         raise ValueError("env: memory:copy is the supervised copy task, not an environment of this trainer; "
                          "run it with python -m rtrl_ref.copy_task (see its --help)")
+    if c.seed < 0:
+        raise ValueError(f"seed: expected an integer >= 0, got {c.seed}")
+    if not c.checkpoint_minutes >= 0:
+        raise ValueError(f"checkpoint_minutes: expected a number >= 0 (0 = after every update), got "
+                         f"{c.checkpoint_minutes}")
+    if c.eval_every < 0 or c.eval_episodes < 1:
+        raise ValueError(f"eval_every, eval_episodes: expected integers >= 0 and >= 1, got {c.eval_every} and "
+                         f"{c.eval_episodes}")
     if c.blas_threads < 0:
         raise ValueError(f"blas_threads: expected an integer >= 0, got {c.blas_threads}")
     for name in ("total_frames", "num_envs", "unroll", "hidden", "features", "log_every"):
@@ -203,7 +236,8 @@ def describe_config(config: Config) -> str:
 
 # ----------------------------------------------------------------------------- config.json
 
-RESUMABLE = ("total_frames", "progress", "checkpoint_minutes", "log_every", "backend", "blas_threads")
+RESUMABLE = ("total_frames", "progress", "checkpoint_minutes", "log_every", "backend", "blas_threads",
+             "tensorboard", "eval_every", "eval_episodes")
 
 
 def write_config(run_dir: Path, config: Config, git_revision: str = "unknown") -> None:

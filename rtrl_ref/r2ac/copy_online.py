@@ -29,6 +29,7 @@ from rtrl_ref.cell import cell_step
 from rtrl_ref.kernels import get_backend
 from rtrl_ref.out_gate import immediate_g_c, out_gate
 from rtrl_ref.params import ELSTMParams, OutGateParams, init_elstm, init_out_gate
+from rtrl_ref.r2ac.cli import ArgumentParser
 from rtrl_ref.r2ac.layers import LinearParams, init_linear, linear, linear_backward, log_softmax
 from rtrl_ref.r2ac.optim import adam_init, adam_update, clip_by_global_norm
 from rtrl_ref.traces import zero_grads, zero_traces
@@ -170,7 +171,7 @@ def plot_copy_log(log_path: str | Path, out: str | Path | None = None) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rtrl_ref.copy_task",
+    parser = ArgumentParser(prog="python -m rtrl_ref.copy_task",
                                      description="Fully online RTRL (step form, Adam) on the true copy task.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--max-len", type=int, default=5, help="longest pattern length L (sequence length 2L)")
@@ -185,8 +186,16 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed")
     parser.add_argument("--backend", default="numba", choices=("numpy", "numba", "cupy"), help="trace kernels")
     args = parser.parse_args(argv)
-    if args.max_len < 1 or args.hidden < 1:
-        parser.error(f"--max-len and --hidden: expected >= 1, got {args.max_len}, {args.hidden}")
+    for flag, value in (("--max-len", args.max_len), ("--hidden", args.hidden), ("--batch", args.batch),
+                        ("--max-sequences", args.max_sequences)):
+        if value < 1:
+            parser.error(f"{flag} {value}: expected an integer >= 1")
+    if args.log:
+        try:
+            Path(args.log).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.log).touch()
+        except OSError as err:
+            parser.error(f"--log {args.log}: cannot write it ({err.strerror or err})")
     r = train_copy(args.max_len, args.hidden, args.batch, args.lr, args.clip, args.max_sequences,
                    seed=args.seed, backend=args.backend, minutes=args.minutes, log_path=args.log)
     print(f"copy task L<={r.max_len}, H={r.hidden}: sequence accuracy {r.sequence_accuracy:.3f}, "

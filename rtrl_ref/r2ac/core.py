@@ -60,8 +60,11 @@ class CoreBackward(NamedTuple):
     state: CoreState           # carried into the next unroll
 
 
-def init_core(rng: np.random.Generator, I: int, H: int, dtype=np.float32, forget_bias: float = 0.0) -> CoreParams:
-    return CoreParams(init_elstm(rng, I, H, dtype, forget_bias=forget_bias), init_out_gate(rng, I, H, dtype))
+def init_core(rng: np.random.Generator, I: int, H: int, dtype=np.float32, forget_bias: float = 0.0,
+              forget_init: str = "constant", chrono_T_max: float = 100.0) -> CoreParams:
+    elstm = init_elstm(rng, I, H, dtype, forget_bias=forget_bias, forget_init=forget_init,
+                       chrono_T_max=chrono_T_max)
+    return CoreParams(elstm, init_out_gate(rng, I, H, dtype))
 
 
 def reset_c(c, reset_t):

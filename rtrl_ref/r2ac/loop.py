@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -17,15 +18,23 @@ from typing import NamedTuple
 import numpy as np
 
 import envs
-from rtrl_ref.r2ac.checkpoint import load_checkpoint, rng_from_state, rng_state, save_checkpoint
+from rtrl_ref.r2ac.checkpoint import (
+    CHECKPOINT_FILE,
+    load_run_checkpoint,
+    read_checkpoint,
+    rng_from_state,
+    rng_state,
+    save_checkpoint,
+)
 from rtrl_ref.r2ac.config import Config, write_config
 from rtrl_ref.r2ac.core import get_learner
+from rtrl_ref.r2ac.evaluate import evaluate_policy
 from rtrl_ref.r2ac.heads import action_log_probs, sample_actions
 from rtrl_ref.r2ac.loss import actor_critic_loss
-from rtrl_ref.r2ac.network import AgentSpec, act, init_agent, resolve_stem, unroll_backward, unroll_forward
+from rtrl_ref.r2ac.network import AgentSpec, act, agent_spec, init_agent, unroll_backward, unroll_forward
 from rtrl_ref.r2ac.optim import clip_by_global_norm, linear_decay, rmsprop_init, rmsprop_update
 from rtrl_ref.r2ac.plot import plot_runs
-from rtrl_ref.r2ac.runs import CSVLog, git_revision, new_run_dir
+from rtrl_ref.r2ac.runs import CSVLog, RunLock, check_new_run, git_revision, new_run_dir, remove_orphans, truncate_log
 from rtrl_ref.r2ac.tree import tree_map
 from rtrl_ref.r2ac.vtrace import vtrace
 
@@ -34,7 +43,12 @@ try:
 except ImportError:          # optional: without it BLAS keeps its own thread count
     threadpool_limits = None
 
-CHECKPOINT_FILE = "checkpoint.npz"
+__all__ = ["train", "collect_rollout", "learner_step", "agent_spec", "load_run_checkpoint", "CHECKPOINT_FILE",
+           "Rollout", "Summary", "TrainingStopped", "UsageError", "check_start"]
+
+
+class UsageError(ValueError):
+    """A start refused before anything was created (bad flag, environment spec, stem, run folder)."""
 
 
 class TrainingStopped(RuntimeError):
@@ -52,11 +66,16 @@ class Summary(NamedTuple):
     seconds: float
     mean_return: float
     episodes: int
+    already_complete: bool = False       # a --resume of a run that had met its budget: nothing was done
 
     def describe(self) -> str:
+        if self.already_complete:
+            return (f"run {self.run_dir} is already complete: {self.frames} frames, {self.updates} updates "
+                    f"(raise --total-frames to train further)")
         return (f"run {self.run_dir}: {self.frames} frames, {self.updates} updates, "
                 f"{self.seconds:.0f} s ({self.frames / max(self.seconds, 1e-9):.0f} frames/s), "
-                f"mean return of the last {min(self.episodes, 100)} episodes {self.mean_return:.3f}")
+                + (f"mean return of the last {min(self.episodes, 100)} episodes {self.mean_return:.3f}"
+                   if self.episodes else "no episode has finished yet"))
 
 
 class Counters(NamedTuple):
@@ -148,14 +167,123 @@ def learner_step(config: Config, spec: AgentSpec, params, opt_state, rollout: Ro
 # ============================================================================= the plumbing
 
 def train(config: Config) -> Summary:
-    run_dir = Path(config.resume) if config.resume else new_run_dir(config)
-    rng = np.random.default_rng(config.seed)                               # the one seed
-    env = envs.make(config.env, num_envs=config.num_envs, seed=config.seed)
+    """Train (or resume) a run. Every check runs before the run folder is created or touched: a start
+    that fails raises UsageError (a ValueError naming the flag) and leaves nothing behind."""
     try:
+        start = _start(config)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    env, spec, params, opt_state, counters, rng, run_dir, lock = start
+    try:
+        if config.resume and counters.frames >= config.total_frames:
+            return Summary(run_dir, counters.frames, counters.updates, counters.seconds, float("nan"),
+                           counters.episodes, already_complete=True)
+        if config.resume:
+            truncate_log(run_dir, counters.frames)                         # rows after the checkpoint go
+        else:
+            write_config(run_dir, config, git_revision())
+        print(f"run folder: {run_dir}", flush=True)
+        print(budget_plan(config, counters.frames), flush=True)
         with blas_threads(config.blas_threads):
-            return _train(config, env, rng, run_dir)
+            return _train(config, env, spec, params, opt_state, counters, rng, run_dir)
     finally:
+        lock.release()
         env.close()
+
+
+class Start(NamedTuple):
+    env: object
+    spec: AgentSpec
+    params: object
+    opt_state: object
+    counters: Counters
+    rng: np.random.Generator
+    run_dir: Path
+    lock: RunLock
+
+
+def check_start(config: Config) -> AgentSpec:
+    """Every check of a start (flags, environment spec, stem, run folder, resume), creating nothing."""
+    return _checked_setup(config, close=True)[1]
+
+
+def _checked_setup(config: Config, close: bool):
+    if not config.resume:
+        check_new_run(config)
+    tensorboard_writer_class(config)                                       # --tensorboard needs its package
+    env = make_env(config)
+    try:
+        spec = agent_spec(config, env)
+        rng = np.random.default_rng(config.seed)                           # the one seed
+        try:
+            params = init_agent(rng, spec)
+        except ValueError as err:                                          # e.g. images too small for the stem
+            raise ValueError(f"--stem {spec.stem}: {err}" if "obs_shape" in str(err) else str(err)) from None
+        if config.resume:
+            check_checkpoint_matches(Path(config.resume), config, spec)
+    except BaseException:
+        env.close()
+        raise
+    if close:
+        env.close()
+    return env, spec, params, rng
+
+
+def _start(config: Config) -> Start:
+    env, spec, params, rng = _checked_setup(config, close=False)
+    lock = None
+    try:
+        opt_state = rmsprop_init(params)
+        counters = Counters(0, 0, 0, 0.0)
+        if config.resume:
+            run_dir = Path(config.resume)
+            lock = RunLock(run_dir).acquire()
+            remove_orphans(run_dir)
+            params, opt_state, counters, rng = _restore(run_dir, params, opt_state)
+        else:
+            run_dir = new_run_dir(config)                                  # the first thing created
+            lock = RunLock(run_dir).acquire()
+        return Start(env, spec, params, opt_state, counters, rng, run_dir, lock)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        env.close()
+        raise
+
+
+def make_env(config: Config):
+    """The training environments; a bad spec or a missing package is a ValueError naming --env."""
+    try:
+        return envs.make(config.env, num_envs=config.num_envs, seed=config.seed)
+    except (ValueError, ImportError) as err:
+        message = str(err).removeprefix(f"{config.env}: ")
+        raise ValueError(f"--env {config.env}: {message}") from None
+
+
+def tensorboard_writer_class(config: Config):
+    """tensorboardX's SummaryWriter when --tensorboard is on (None otherwise); ValueError if missing."""
+    if not config.tensorboard:
+        return None
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        raise ValueError("--tensorboard: needs the tensorboardX package (pip install 'rtrl_ref[tensorboard]' "
+                         "or pip install tensorboardX)") from None
+    return SummaryWriter
+
+
+def budget_plan(config: Config, frames: int) -> str:
+    """How the budget is met: whole updates of unroll * num_envs frames, the last one shortened so
+    that the run stops at the first multiple of num_envs >= total_frames (the overshoot is < num_envs)."""
+    B, T, total = config.num_envs, config.unroll, config.total_frames
+    steps = max(-(-(total - frames) // B), 0)                              # acting steps left per environment
+    updates, last = divmod(steps, T)
+    end = frames + steps * B
+    text = f"budget: {total} frames from {frames}: {updates} updates of {T} x {B} frames"
+    if last:
+        text += f" and a last update shortened to {last} steps"
+    return text + (f" -> {end} frames (exact)" if end == total else
+                   f" -> {end} frames ({end - total} over: budgets are met in multiples of num_envs={B})")
 
 
 def blas_threads(n: int):
@@ -163,14 +291,6 @@ def blas_threads(n: int):
     if n <= 0 or threadpool_limits is None:
         return contextlib.nullcontext()
     return threadpool_limits(limits=n, user_api="blas")
-
-
-def agent_spec(config: Config, env) -> AgentSpec:
-    stem = resolve_stem(config.stem, env.observation_shape)
-    features = int(np.prod(env.observation_shape)) if stem == "identity" else config.features
-    return AgentSpec(config.learner, config.stem_grad, stem, tuple(env.observation_shape),
-                     env.num_actions, features, config.hidden, config.reward_clip, config.backend,
-                     config.forget_bias, config.stem_init)
 
 
 class EpisodeStats:
@@ -194,72 +314,115 @@ class EpisodeStats:
         return float(np.mean(self.lengths)) if self.lengths else float("nan")
 
 
-def log_progress(config: Config, log: CSVLog, bar, counters: Counters, stats: EpisodeStats, metrics: dict,
-                 frames_per_update: int) -> None:
-    """Advance the progress bar; write a log.csv row every log_every updates and at the end."""
-    mean_return = stats.mean_return()
-    if bar is not None:
-        bar.update(frames_per_update)
-        bar.set_postfix(upd=counters.updates, ret=f"{mean_return:.3g}", eps=stats.count, refresh=False)
-    if counters.updates % config.log_every == 0 or counters.frames >= config.total_frames:
-        log.write(dict(frames=counters.frames, updates=counters.updates, seconds=round(counters.seconds, 2),
-                       fps=round(counters.frames / max(counters.seconds, 1e-9), 1), episodes=stats.count,
-                       mean_return=mean_return, mean_length=stats.mean_length(), **metrics))
+class Logger:
+    """log.csv rows (every log_every updates, after an evaluation, and at the end), the same scalars
+    in TensorBoard with --tensorboard, and the progress bar."""
+
+    def __init__(self, config: Config, run_dir: Path, initial_frames: int):
+        self.config = config
+        self.csv = CSVLog(run_dir)
+        writer = tensorboard_writer_class(config)
+        self.tb = writer(str(run_dir / "tensorboard")) if writer is not None else None
+        self.bar = _progress(config, initial_frames)
+
+    def update(self, counters: Counters, stats: EpisodeStats, metrics: dict, frames: int,
+               eval_return: float | None = None) -> None:
+        mean_return = stats.mean_return()
+        if self.bar is not None:
+            try:
+                self.bar.update(frames)
+                self.bar.set_postfix(upd=counters.updates, ret=f"{mean_return:.3g}", eps=stats.count,
+                                     refresh=False)
+            except OSError:                          # the terminal is gone (SIGHUP): train on without a bar
+                self.bar = None
+        if counters.updates % self.config.log_every and counters.frames < self.config.total_frames \
+                and eval_return is None:
+            return
+        row = dict(frames=counters.frames, updates=counters.updates, seconds=round(counters.seconds, 2),
+                   fps=round(counters.frames / max(counters.seconds, 1e-9), 1), episodes=stats.count,
+                   mean_return=mean_return, mean_length=stats.mean_length(), **metrics)
+        if eval_return is not None:
+            row["eval_return"] = eval_return
+        self.csv.write(row)
+        if self.tb is not None:
+            for key, value in row.items():
+                if key != "frames" and math.isfinite(float(value)):
+                    self.tb.add_scalar(key, float(value), global_step=counters.frames)
+            self.tb.flush()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            with contextlib.suppress(OSError):
+                self.bar.close()
+        self.csv.close()
+        if self.tb is not None:
+            self.tb.close()
 
 
-def maybe_checkpoint(config: Config, run_dir: Path, params, opt_state, counters: Counters, rng,
-                     last_save: float) -> float:
-    """Save a checkpoint if checkpoint_minutes have passed since `last_save`; returns the new last_save."""
-    if time.monotonic() - last_save <= 60 * config.checkpoint_minutes:
-        return last_save
-    _save(run_dir, config, params, opt_state, counters, rng)
-    return time.monotonic()
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
-def _train(config: Config, env, rng: np.random.Generator, run_dir: Path) -> Summary:
+@contextlib.contextmanager
+def stop_requests():
+    """Inside the block, SIGINT, SIGTERM and SIGHUP record themselves in the yielded list (the loop
+    then checkpoints and stops); a second one stops at once. Outside the main thread no handler
+    can be set."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum, _frame):
+        received.append(signum)
+        if len(received) > 1:                        # asked twice: stop now (a checkpoint write is atomic)
+            raise TrainingStopped(f"{signal.Signals(signum).name} received a second time: stopped at once, "
+                                  f"without a final checkpoint (the last one is kept)", 128 + signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _train(config: Config, env, spec: AgentSpec, params, opt_state, counters: Counters,
+           rng: np.random.Generator, run_dir: Path) -> Summary:
     B, T = config.num_envs, config.unroll
-    spec = agent_spec(config, env)
-    params = init_agent(rng, spec)
-    opt_state = rmsprop_init(params)
-    counters = Counters(0, 0, 0, 0.0)
-    if config.resume:
-        params, opt_state, counters, rng = _restore(run_dir, params, opt_state)
-    else:
-        write_config(run_dir, config, git_revision())
-    log = CSVLog(run_dir)
+    logger = Logger(config, run_dir, counters.frames)
     stats = EpisodeStats(counters.episodes)
     state = get_learner(config.learner).init_state(B, spec.features + 1, config.hidden, np.float32)
     obs, _ = env.reset()
     last = EnvOutput(obs, np.zeros(B, np.float32), np.ones(B, bool))      # reward (B,), reset (B,)
-    last_save = time.monotonic()
     start = time.monotonic() - counters.seconds
-    bar = _progress(config, counters.frames)
-    interrupted = []
-    old_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+    last_save = None                                                       # the first update saves at once
     try:
-        while counters.frames < config.total_frames and not interrupted:
-            rollout, last, finished = collect_rollout(env, spec, params, rng, last, state.c, T)
-            stats.add(finished)
-            params, opt_state, state, metrics = learner_step(config, spec, params, opt_state, rollout, state,
-                                                             counters.frames)
-            counters = Counters(counters.frames + T * B, counters.updates + 1, stats.count,
-                                time.monotonic() - start)
-            log_progress(config, log, bar, counters, stats, metrics, T * B)
-            last_save = maybe_checkpoint(config, run_dir, params, opt_state, counters, rng, last_save)
-    except TrainingStopped:
-        log.close()
-        raise
+        with stop_requests() as received:
+            while counters.frames < config.total_frames and not received:
+                T_k = min(T, -(-(config.total_frames - counters.frames) // B))   # the last update may be shorter
+                rollout, last, finished = collect_rollout(env, spec, params, rng, last, state.c, T_k)
+                stats.add(finished)
+                params, opt_state, state, metrics = learner_step(config, spec, params, opt_state, rollout, state,
+                                                                 counters.frames)
+                counters = Counters(counters.frames + T_k * B, counters.updates + 1, stats.count,
+                                    time.monotonic() - start)
+                eval_return = None
+                if config.eval_every and counters.updates % config.eval_every == 0:
+                    eval_return = evaluate_policy(config, spec, params, config.eval_episodes,
+                                                  seed=10_000_019 + counters.updates).mean
+                logger.update(counters, stats, metrics, T_k * B, eval_return)
+                if last_save is None or time.monotonic() - last_save > 60 * config.checkpoint_minutes:
+                    _save(run_dir, config, spec, params, opt_state, counters, rng)
+                    last_save = time.monotonic()
+            counters = counters._replace(episodes=stats.count, seconds=time.monotonic() - start)
+            _save(run_dir, config, spec, params, opt_state, counters, rng)  # still under the handlers
     finally:
-        signal.signal(signal.SIGINT, old_handler)
-        if bar is not None:
-            bar.close()
-    counters = counters._replace(episodes=stats.count, seconds=time.monotonic() - start)
-    _save(run_dir, config, params, opt_state, counters, rng)
-    log.close()
+        logger.close()
     _plot(run_dir)
-    if interrupted:
-        raise TrainingStopped(f"interrupted at {counters.frames} frames; checkpoint saved in {run_dir} "
-                              f"(continue with --resume {run_dir})", 130)
+    if received:
+        name = signal.Signals(received[0]).name
+        raise TrainingStopped(f"interrupted by {name} at {counters.frames} frames; checkpoint saved in {run_dir}; "
+                              f"continue with: python -m rtrl_ref.train --resume {run_dir}", 128 + received[0])
     return Summary(run_dir, counters.frames, counters.updates, counters.seconds, stats.mean_return(), stats.count)
 
 
@@ -272,24 +435,38 @@ def _progress(config: Config, initial: int):
                 desc=f"{config.env} {config.learner}", dynamic_ncols=True)
 
 
-def _save(run_dir: Path, config: Config, params, opt_state, counters: Counters, rng) -> None:
-    meta = dict(counters=counters._asdict(), rng=rng_state(rng), env=config.env,
-                learner=config.learner)
+def run_identity(config: Config, spec: AgentSpec) -> dict:
+    """What a checkpoint's arrays mean: the setting a resume must match (stored in its metadata)."""
+    return dict(env=config.env, learner=config.learner, cell="elstm", stem=spec.stem, stem_grad=config.stem_grad,
+                hidden=config.hidden, features=spec.features, num_envs=config.num_envs, unroll=config.unroll,
+                obs_shape=list(spec.obs_shape), num_actions=spec.num_actions)
+
+
+def _save(run_dir: Path, config: Config, spec: AgentSpec, params, opt_state, counters: Counters, rng) -> None:
+    meta = dict(counters=counters._asdict(), rng=rng_state(rng), **run_identity(config, spec))
     save_checkpoint(run_dir / CHECKPOINT_FILE, dict(params=params, opt_state=opt_state), meta)
+
+
+def check_checkpoint_matches(run_dir: Path, config: Config, spec: AgentSpec) -> None:
+    """Refuse to resume when config.json and the checkpoint describe different settings (an edited
+    config.json would otherwise train the old weights in a new setting)."""
+    file = Path(run_dir) / CHECKPOINT_FILE
+    if not file.exists():
+        raise ValueError(f"--resume {run_dir}: no checkpoint ({file} is missing)")
+    _, header = read_checkpoint(file)
+    recorded = header.get("meta", {})
+    expected = run_identity(config, spec)
+    differ = [f"{k}: config.json {expected[k]!r}, checkpoint {recorded[k]!r}"
+              for k in expected if k in recorded and recorded[k] != expected[k]]
+    if differ:
+        raise ValueError(f"--resume {run_dir}: config.json does not match the checkpoint ({'; '.join(differ)}); "
+                         f"refusing to resume")
 
 
 def _restore(run_dir: Path, params, opt_state):
     trees, meta = load_run_checkpoint(run_dir, params, opt_state)
     rng = rng_from_state(meta["rng"])
     return trees["params"], trees["opt_state"], Counters(**meta["counters"]), rng
-
-
-def load_run_checkpoint(run_dir: Path, params, opt_state):
-    """(trees, meta) of a run's checkpoint; ValueError with a clear message if it cannot be used."""
-    file = Path(run_dir) / CHECKPOINT_FILE
-    if not file.exists():
-        raise ValueError(f"{run_dir}: no checkpoint ({file} is missing)")
-    return load_checkpoint(file, dict(params=params, opt_state=opt_state))
 
 
 def _plot(run_dir: Path) -> None:

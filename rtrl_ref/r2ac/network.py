@@ -40,6 +40,8 @@ class AgentSpec(NamedTuple):
     backend: str
     forget_bias: float = 0.0
     stem_init: str = "pytorch"
+    forget_init: str = "constant"
+    chrono_t_max: float = 100.0
 
 
 def resolve_stem(stem: str, obs_shape: tuple) -> str:
@@ -48,12 +50,32 @@ def resolve_stem(stem: str, obs_shape: tuple) -> str:
     return "nature" if len(obs_shape) == 3 else "mlp"
 
 
+def agent_spec(config, env) -> AgentSpec:
+    """The network a training config (rtrl_ref.r2ac.config.Config) builds for an environment.
+
+    ValueError naming the flag when the stem cannot take the environment's observations.
+    """
+    stem = resolve_stem(config.stem, env.observation_shape)
+    shape = tuple(env.observation_shape)
+    if stem in ("nature", "impala") and len(shape) != 3:
+        raise ValueError(f"--stem {stem}: needs image observations (channels, height, width), but {config.env} "
+                         f"gives vectors of shape {shape}; use --stem mlp or identity")
+    if stem in ("mlp", "identity") and len(shape) != 1:
+        raise ValueError(f"--stem {stem}: needs vector observations, but {config.env} gives shape {shape}; "
+                         f"use --stem nature or impala")
+    features = int(np.prod(shape)) if stem == "identity" else config.features
+    return AgentSpec(config.learner, config.stem_grad, stem, shape,
+                     env.num_actions, features, config.hidden, config.reward_clip, config.backend,
+                     config.forget_bias, config.stem_init, config.forget_init, config.chrono_t_max)
+
+
 def init_agent(rng: np.random.Generator, spec: AgentSpec, dtype=np.float32) -> AgentParams:
     learner = get_learner(spec.learner)
     get_stem_grad(spec.stem_grad)
     I = spec.features + 1
     stem = get_stem(spec.stem).init(rng, spec.obs_shape, spec.features, dtype, init_scheme=spec.stem_init)
-    core = init_core(rng, I, spec.hidden, dtype, forget_bias=spec.forget_bias)
+    core = init_core(rng, I, spec.hidden, dtype, forget_bias=spec.forget_bias, forget_init=spec.forget_init,
+                     chrono_T_max=spec.chrono_t_max)
     heads = init_heads(rng, learner.out_features(I, spec.hidden), spec.num_actions, dtype)
     return AgentParams(stem, core, heads)
 

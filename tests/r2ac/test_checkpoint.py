@@ -185,3 +185,17 @@ def test_save_rejects_bad_meta_and_names(tmp_path):
     with pytest.raises(ValueError, match="trees: expected a dict"):
         save_checkpoint(tmp_path / "a.npz", {"a/b": trees["params"]}, {})
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_file_mode_follows_the_umask_not_the_private_temp_mode(tmp_path, umask):
+    import os
+
+    old = os.umask(umask)
+    try:
+        ckpt.save_checkpoint(tmp_path / "c.npz", dict(a=dict(w=np.zeros(3, np.float32))), dict(step=1))
+        (tmp_path / "plain.txt").write_text("x")                           # what open() gives a new file
+    finally:
+        os.umask(old)
+    assert (tmp_path / "c.npz").stat().st_mode & 0o777 == (tmp_path / "plain.txt").stat().st_mode & 0o777
+    assert (tmp_path / "c.npz").stat().st_mode & 0o777 == 0o666 & ~umask

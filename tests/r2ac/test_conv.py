@@ -19,6 +19,7 @@ from rtrl_ref.r2ac.conv import (
 )
 from verify.compare import assert_all_ok, assert_close, tolerance
 from verify.fd import fd_check
+from verify.strategies import weighted
 
 EXACT = tolerance("exact", np.float64)
 
@@ -55,6 +56,60 @@ def naive_pool(x, K, S, P):
 conv_geometry = st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 3),   # N, C, D
                           st.integers(1, 9), st.integers(1, 9),                      # Y, X
                           st.integers(1, 4), st.integers(1, 3), st.integers(0, 2))   # K, S, P
+
+# non-square kernels, strides and padding up to 4 (weighted towards the stems' small values)
+rect_geometry = st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 3),   # N, C, D
+                          st.integers(1, 11), st.integers(1, 11),                    # Y, X
+                          st.integers(1, 5), st.integers(1, 5),                      # KY, KX
+                          weighted(1, 4, 2), weighted(0, 4, 1))                      # S, P
+
+
+def rect_conv(rng, C, D, KY, KX):
+    """Random ConvParams with a KY x KX kernel (init_conv draws square kernels)."""
+    return ConvParams(0.3 * rng.standard_normal((D, C, KY, KX)), rng.standard_normal(D))
+
+
+@given(geometry=rect_geometry, seed=st.integers(0, 2**16), dtype=st.sampled_from([np.float32, np.float64]))
+def test_rectangular_conv_forward_col2im_and_backward(geometry, seed, dtype):
+    """Non-square kernels, strides and padding >= 3: the forward against loops, the Numba col2im
+    against the NumPy reference and as the adjoint of im2col, and the backward as the adjoint
+    of the forward (<conv(x) - b, G> = <x, g_x>, <W, g_W>)."""
+    N, C, D, Y, X, KY, KX, S, P = geometry
+    assume(out_size(Y, KY, S, P) >= 1 and out_size(X, KX, S, P) >= 1)
+    rng = np.random.default_rng(seed)
+    p = rect_conv(rng, C, D, KY, KX)
+    x = rng.standard_normal((N, C, Y, X))                             # (N, C, Y, X)
+    y, cache = conv2d(p, x, S, P)
+    assert_close(f"conv y {geometry}", y, naive_conv(p.W, p.b, x, S, P), EXACT)
+    cols, OY, OX = im2col(x, KY, KX, S, P)
+    assert cols.shape == (C * KY * KX, N * OY * OX) and y.shape == (N, D, OY, OX)
+    G = rng.standard_normal(cols.shape)                               # (C*KY*KX, N*OY*OX)
+    g_x = col2im(G.astype(dtype), x.shape, KY, KX, S, P)
+    np.testing.assert_allclose(g_x, col2im(G.astype(dtype), x.shape, KY, KX, S, P, backend="numpy"),
+                               rtol=0, atol=8 * np.finfo(dtype).eps * np.abs(G).max() * KY * KX)
+    if dtype == np.float64:
+        lhs = float((cols * G).sum())
+        assert abs(lhs - float((x * g_x).sum())) <= 1e-10 * max(1.0, abs(lhs))
+        assert abs(lhs - float((x * col2im(G, x.shape, KY, KX, S, P, backend="numpy")).sum())) <= 1e-10 * max(
+            1.0, abs(lhs))
+    g_y = rng.standard_normal(y.shape)                                # (N, D, OY, OX)
+    g_x, grads = conv2d_backward(g_y, cache, p)
+    lhs = float(((y - p.b[None, :, None, None]) * g_y).sum())
+    assert abs(lhs - float((x * g_x).sum())) <= 1e-10 * max(1.0, abs(lhs))
+    assert abs(lhs - float((p.W * grads.W).sum())) <= 1e-10 * max(1.0, abs(lhs))
+    assert_close("g_b", grads.b, g_y.sum(axis=(0, 2, 3)), EXACT)
+
+
+@pytest.mark.parametrize("case", [(1, 2, 2, 8, 9, 2, 4, 1, 3), (2, 1, 3, 10, 7, 5, 3, 3, 4),
+                                  (1, 2, 1, 9, 9, 4, 1, 2, 3)])   # N, C, D, Y, X, KY, KX, S, P
+def test_rectangular_conv_backward_matches_fd(case):
+    N, C, D, Y, X, KY, KX, S, P = case
+    rng = np.random.default_rng(sum(case))
+    p = rect_conv(rng, C, D, KY, KX)
+    x = rng.standard_normal((N, C, Y, X))                             # (N, C, Y, X)
+    G = rng.standard_normal(conv2d(p, x, S, P)[0].shape)              # (N, D, OY, OX)
+    assert_all_ok(conv_fd(p, x, G, S, P, conv2d_backward), f"case={case}")
+    assert not all(c.ok for c in conv_fd(p, x, G, S, P, flipped_kernel_backward))   # negative twin
 
 
 # ----------------------------------------------------------------------------- conv forward
@@ -294,6 +349,19 @@ def test_pool_padding_never_wins_and_ties_go_to_first_cell():
     assert isinstance(cache, PoolCache) and np.all(cache.argmax[:, :, 1:, 1:] == 0)
     g_x = max_pool2d_backward(np.ones_like(y), cache)
     assert g_x.sum() == y.size and np.all(g_x >= 0)                   # one cell per window
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_pool_passes_non_finite_pixels_through(backend):
+    """No finiteness scan on the input (a pass over every frame): an +inf pixel pools as the
+    loops do, winning each of its windows, and takes their gradients."""
+    x = np.random.default_rng(1).standard_normal((1, 2, 6, 6))        # (N, C, Y, X)
+    x[0, 0, 2, 3] = np.inf
+    y, cache = max_pool2d(x, 3, 2, 1, backend=backend)
+    np.testing.assert_array_equal(y, naive_pool(x, 3, 2, 1))
+    assert np.isposinf(y).sum() == 2                                  # windows (1, 1) and (1, 2)
+    g_x = max_pool2d_backward(np.ones_like(y), cache, backend=backend)
+    assert g_x[0, 0, 2, 3] == 2
 
 
 def test_impala_pool_shapes():

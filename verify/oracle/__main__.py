@@ -73,6 +73,9 @@ def cmd_make(args) -> int:
         except ValueError as e:
             print(f"make: {e}", file=sys.stderr)
             return EXIT_MALFORMED
+        except OSError as e:
+            print(f"make: --out {out}: cannot write the case ({e.strerror or e})", file=sys.stderr)
+            return EXIT_MALFORMED
         print(f"wrote {js} and {npz}")
     return EXIT_OK
 
@@ -84,10 +87,20 @@ def cmd_check(args) -> int:
     except (MalformedInput, ValueError) as e:
         print(f"malformed input: {e}", file=sys.stderr)
         return EXIT_MALFORMED
+    if args.json:                          # written first: an I/O error is rc 2, never a verdict
+        try:
+            _write_text(Path(args.json), json.dumps(report.to_dict(), indent=1) + "\n")
+        except OSError as e:
+            print(f"--json {args.json}: cannot write the report ({e.strerror or e})", file=sys.stderr)
+            return EXIT_MALFORMED
     print(report.to_text())
-    if args.json:
-        Path(args.json).write_text(json.dumps(report.to_dict(), indent=1) + "\n")
     return EXIT_OK if report.ok else EXIT_MISMATCH
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write a file, creating its parent folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
 
 
 def cmd_list(args) -> int:
@@ -104,7 +117,12 @@ def cmd_reference(args) -> int:
     except MalformedInput as e:
         print(f"malformed input: {e}", file=sys.stderr)
         return EXIT_MALFORMED
-    write_npz(Path(args.out), compute_outputs(case.problem, case.trace_steps))
+    try:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        write_npz(Path(args.out), compute_outputs(case.problem, case.trace_steps))
+    except OSError as e:
+        print(f"--out {args.out}: cannot write it ({e.strerror or e})", file=sys.stderr)
+        return EXIT_MALFORMED
     print(f"wrote {args.out}")
     return EXIT_OK
 
