@@ -29,6 +29,19 @@ def test_smoke_run_writes_results_table_and_plot(tmp_path):
     assert all((out / "runs" / f"d{d}-{lr}-s0" / "log.csv").exists() for d in (1, 3) for lr in ("rtrl", "feedforward"))
 
 
+def test_an_existing_result_is_kept_unless_overwrite(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    (out / "runs" / "d8-rtrl-s0").mkdir(parents=True)
+    argv = ["--delays", "1", "--learners", "feedforward", "--seeds", "1", "--episodes-per-run", "10",
+            "--eval-episodes", "2", "--parallel", "1", "--out", str(out)]
+    with pytest.raises(SystemExit) as exc:
+        sweep.main(argv)
+    assert exc.value.code == 2 and "--overwrite" in capsys.readouterr().err
+    assert (out / "runs" / "d8-rtrl-s0").exists()
+    assert sweep.main(argv + ["--overwrite"]) == 0
+    assert not (out / "runs" / "d8-rtrl-s0").exists() and (out / "runs" / "d1-feedforward-s0").exists()
+
+
 def test_budget_is_episodes_times_episode_length():
     assert sweep.frames_for(8, 1000) == 10_000
     assert sweep.frames_for(128, 1000) == 130_000

@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import ast
 import hashlib
+import json
 import os
 import random
 import shutil
@@ -54,7 +55,8 @@ ROOT = Path(__file__).resolve().parents[1]
 QUICK_SAMPLE = 60
 COPIED = ("rtrl_ref", "verify", "envs", "tests", "pyproject.toml")
 
-_CORE_TESTS = ("tests/test_rtrl_exact.py", "tests/test_bptt_fd.py", "tests/test_kernels.py", "tests/test_core.py")
+_CORE_TESTS = ("tests/test_rtrl_exact.py", "tests/test_bptt_fd.py", "tests/test_kernels.py", "tests/test_core.py",
+               "tests/test_validation.py")
 _KERNEL_TESTS = ("tests/test_kernels.py", "tests/test_rtrl_exact.py", "tests/test_core.py")
 _CONV_TESTS = ("tests/r2ac/test_conv.py", "tests/r2ac/test_stems.py")
 TARGETS: dict[str, tuple[str, ...]] = {
@@ -354,7 +356,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--files", nargs="+", default=None, help=f"files to mutate (default: {len(TARGETS)} files)")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per mutant (default 3x baseline + 60)")
-    ap.add_argument("--report", type=Path, default=None, help="write the Markdown report here")
+    ap.add_argument("--report", type=Path, default=None,
+                    help="write the Markdown report here (and every outcome to the same name .json)")
     ap.add_argument("--keys", nargs="+", default=None, help="only the mutants with these keys (see --list)")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
     ap.add_argument("--minutes", type=float, default=None,
@@ -398,6 +401,10 @@ def main(argv=None) -> int:
         text = report(outcomes, header)
         if args.report:
             args.report.write_text(text + "\n")
+            rows = [dict(key=o.mutant.key, path=o.mutant.path, line=o.mutant.line, operator=o.mutant.operator,
+                         before=o.mutant.before.strip(), after=o.mutant.after.strip(), status=o.status,
+                         seconds=round(o.seconds, 1), detail=o.detail) for o in outcomes]
+            args.report.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
         return text
 
     deadline = None if args.minutes is None else time.monotonic() + 60 * args.minutes
@@ -416,4 +423,15 @@ def main(argv=None) -> int:
 # key (Mutant.key) -> why the mutant cannot change any result (one line each).
 EQUIVALENT: dict[str, str] = {
     "d7c378f4ff57": "loss.py: astype(copy=True) instead of copy=False returns equal values (a copy, not a view)",
+    "2fbdfad6da80": "conv.py pool backward reference: a taller scratch buffer, extra rows never written or read",
+    "51ffad8563b8": "conv.py pool backward reference: a wider scratch buffer, extra columns never written or read",
+    "963263d1453b": "conv.py keep_cols heuristic: only whether patches are kept or recomputed (equal by a test)",
+    "1a54296ab1eb": "step_numba fast path declined: the full argument check runs instead, same arrays, same results",
+    "3bf33a560d1b": "step_numba fast path declined: the full argument check runs instead, same arrays, same results",
+    "9df8ce99025e": "conv.py keep_cols heuristic: only whether patches are kept or recomputed (equal by a test)",
+    "9de47098a2a1": "segment_numba carry_traces default: every caller passes parallel=; both variants equal NumPy",
+    "23fb8029f67b": "segment_numba scratch u_sums with a fifth row that nothing writes or reads",
+    "bb2aa531922f": "step_numba BLOCK_BYTES: only how units are grouped into blocks, each unit's arithmetic unchanged",
+    "a874ed517973": "step_numba chunk count from I, not H: every count covers each unit once (1-3 chunks tested)",
+    "42cc75344269": "step_numba BLOCK_BYTES: only how units are grouped into blocks, each unit's arithmetic unchanged",
 }

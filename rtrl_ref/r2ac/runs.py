@@ -154,12 +154,7 @@ def truncate_log(run_dir: Path, frames: int) -> int:
     keep = [r for r in rows if _as_float(r.get("frames")) <= frames]
     if len(keep) == len(rows):
         return 0
-    tmp = file.with_name(f".{LOG_FILE}.tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows({k: r.get(k, "") for k in LOG_FIELDS} for r in keep)
-    os.replace(tmp, file)
+    _write_rows(file, keep)
     return len(rows) - len(keep)
 
 
@@ -196,7 +191,11 @@ class CSVLog:
 
 def _rewrite_header(file: Path) -> None:
     with open(file, newline="") as fh:
-        rows = list(csv.DictReader(fh))
+        _write_rows(file, list(csv.DictReader(fh)))
+
+
+def _write_rows(file: Path, rows: list[dict]) -> None:
+    """Rewrite log.csv atomically with the current columns (missing ones left empty)."""
     tmp = file.with_name(f".{LOG_FILE}.tmp")
     with open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS, extrasaction="ignore")

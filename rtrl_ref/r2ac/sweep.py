@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rtrl_ref.r2ac import cli
 from rtrl_ref.r2ac.evaluate import evaluate_run
 
 DELAYS = (8, 16, 32, 64, 128)
@@ -68,12 +70,33 @@ def last_log_row(run: Path) -> dict:
     return dict(zip(lines[0].split(","), lines[-1].split(",")))
 
 
+def frames_to_learn(run: Path) -> int | None:
+    """Frames at the first log row whose training return (last 100 episodes) reached LEARNED * OPTIMAL."""
+    lines = (run / "log.csv").read_text().strip().splitlines()
+    header = lines[0].split(",")
+    for line in lines[1:]:
+        row = dict(zip(header, line.split(",")))
+        if row.get("mean_return") not in ("", "nan", None) and float(row["mean_return"]) >= LEARNED * OPTIMAL:
+            return int(row["frames"])
+    return None
+
+
 def summarise(rows: list[dict], delays, learners) -> dict:
     """Mean evaluation return per (learner, delay), and the longest delay each learner learned."""
     means = {lr: {d: float(np.mean([r["eval_mean"] for r in rows if r["learner"] == lr and r["delay"] == d]))
                   for d in delays} for lr in learners}
     longest = {lr: max([d for d in delays if means[lr][d] >= LEARNED * OPTIMAL], default=None) for lr in learners}
-    return dict(means=means, longest_learned=longest)
+    to_learn = {lr: {d: _median_or_none([r.get("frames_to_learn") for r in rows
+                                          if r["learner"] == lr and r["delay"] == d]) for d in delays}
+                for lr in learners}
+    return dict(means=means, longest_learned=longest, median_frames_to_learn=to_learn)
+
+
+def _median_or_none(values: list) -> float | None:
+    """The median over seeds, or None unless every seed got there."""
+    if not values or any(v is None for v in values):
+        return None
+    return float(np.median(values))
 
 
 def plot_span(rows: list[dict], delays, learners, out: Path, title: str) -> Path:
@@ -123,12 +146,22 @@ def results_markdown(rows, summary, args, seconds: float) -> str:
         cells = [f"{summary['means'][lr][d]:.3f}" for d in delays]
         longest = summary["longest_learned"][lr]
         lines.append(f"| {lr} | " + " | ".join(cells) + f" | {longest if longest is not None else 'none'} |")
-    lines += ["", "Mean evaluation return over seeds.", "", "![evaluation return against delay](span.png)", "",
-              "| delay | learner | seed | eval return (mean +- std) | train return (last 100) | frames | frames/s |",
-              "|---:|---|---:|---:|---:|---:|---:|"]
+    lines += ["", "Mean evaluation return over seeds.", "",
+              f"Frames until the training return (mean of the last 100 episodes) first reached {LEARNED:.0%} "
+              "of optimal (median over seeds; - where a seed never did):", "",
+              "| learner | " + " | ".join(f"D={d}" for d in delays) + " |",
+              "|---|" + "---:|" * len(delays)]
+    for lr in learners:
+        cells = [f"{v:,.0f}" if (v := summary["median_frames_to_learn"][lr][d]) is not None else "-" for d in delays]
+        lines.append(f"| {lr} | " + " | ".join(cells) + " |")
+    lines += ["", "![evaluation return against delay](span.png)", "",
+              "| delay | learner | seed | eval return (mean +- std) | train return (last 100) | frames | "
+              "frames to learn | frames/s |",
+              "|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
+        learned = f"{r['frames_to_learn']:,}" if r.get("frames_to_learn") is not None else "-"
         lines.append(f"| {r['delay']} | {r['learner']} | {r['seed']} | {r['eval_mean']:.3f} +- {r['eval_std']:.3f} "
-                     f"| {r['train_return']:.3f} | {r['frames']} | {r['fps']:.0f} |")
+                     f"| {r['train_return']:.3f} | {r['frames']} | {learned} | {r['fps']:.0f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -155,7 +188,7 @@ def run_sweep(args) -> dict:
         last = last_log_row(path)
         rows.append(dict(delay=job.delay, learner=job.learner, seed=job.seed, eval_mean=ev.mean,
                          eval_std=ev.std, train_return=float(last["mean_return"]),
-                         frames=int(last["frames"]), fps=float(last["fps"])))
+                         frames=int(last["frames"]), fps=float(last["fps"]), frames_to_learn=frames_to_learn(path)))
     summary = summarise(rows, args.delays, args.learners)
     seconds = time.monotonic() - start
     plot_span(rows, args.delays, args.learners, out / "span.png",
@@ -180,7 +213,7 @@ def positive_ints(text: str) -> tuple[int, ...]:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m rtrl_ref.confirm memory-span-sweep",
+    parser = cli.ArgumentParser(prog="python -m rtrl_ref.confirm memory-span-sweep",
                                      description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--delays", type=positive_ints, default=DELAYS, help="comma-separated delays D")
@@ -195,6 +228,8 @@ def main(argv=None) -> int:
                         help="extra flags for every run (the same at every delay), e.g. to compare an option "
                              "with the defaults: \"--forget-init constant --forget-bias 1\"")
     parser.add_argument("--out", type=Path, default=Path("docs/results/memory-span-sweep"), help="output folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="rerun into an --out that holds a previous result (its runs/ are deleted first)")
     args = parser.parse_args(argv)
     for name in ("seeds", "episodes_per_run", "eval_episodes", "parallel"):
         if getattr(args, name) < 1:
@@ -202,7 +237,12 @@ def main(argv=None) -> int:
     unknown = sorted(set(args.learners) - set(LEARNERS))
     if unknown:
         parser.error(f"--learners: expected a subset of {','.join(LEARNERS)}, got {','.join(unknown)}")
-    args.command = "python -m rtrl_ref.confirm memory-span-sweep " + " ".join(argv)
+    if (args.out / "runs").exists():
+        if not args.overwrite:
+            parser.error(f"--out {args.out}: holds a previous result ({args.out / 'runs'}); pass --overwrite to "
+                         "rerun into it (its runs/ are deleted), or give another --out")
+        shutil.rmtree(args.out / "runs")
+    args.command = "python -m rtrl_ref.confirm memory-span-sweep " + shlex.join(argv)
     summary = run_sweep(args)
     for learner, longest in summary["longest_learned"].items():
         print(f"{learner}: longest delay learned {longest if longest is not None else 'none'}")

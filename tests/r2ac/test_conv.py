@@ -364,6 +364,15 @@ def test_pool_passes_non_finite_pixels_through(backend):
     assert g_x[0, 0, 2, 3] == 2
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_pool_defaults_are_3x3_stride_2_padding_1(backend):
+    """max_pool2d(x) is the IMPALA stem's pool: kernel 3, stride 2, padding 1."""
+    x = np.random.default_rng(2).standard_normal((1, 2, 9, 8))       # (N, C, Y, X)
+    y, cache = max_pool2d(x, backend=backend)
+    assert (cache.kernel, cache.stride, cache.padding) == (3, 2, 1) and y.shape == (1, 2, 5, 4)
+    np.testing.assert_array_equal(y, naive_pool(x, 3, 2, 1))
+
+
 def test_impala_pool_shapes():
     for Y, OY in ((84, 42), (42, 21), (21, 11), (64, 32), (8, 4)):
         assert out_size(Y, 3, 2, 1) == OY

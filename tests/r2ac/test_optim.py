@@ -130,8 +130,11 @@ def test_linear_decay():
     assert linear_decay(6e-4, 25, 100) == pytest.approx(4.5e-4)
     assert linear_decay(6e-4, 100, 100) == 0.0
     assert linear_decay(6e-4, 250, 100) == 0.0
+    assert linear_decay(6e-4, 0, 1) == 6e-4 and linear_decay(6e-4, 1, 1) == 0.0   # the shortest schedule
     with pytest.raises(ValueError, match="total"):
         linear_decay(6e-4, 0, 0)
+    with pytest.raises(ValueError, match="frames >= 0"):
+        linear_decay(6e-4, -1, 100)
 
 
 @pytest.mark.parametrize("update, kwargs, match", [

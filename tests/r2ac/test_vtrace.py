@@ -36,6 +36,30 @@ def test_vtrace_matches_the_defining_sums(seed, T, B, p_done, rho_bar, c_bar, pg
     assert_all_ok(check_vtrace(vtrace, inputs, **bars_kw), f"T={T} B={B} bars={bars_kw}")
 
 
+def test_vtrace_defaults_truncate_every_ratio_at_one():
+    """Called without bars, vtrace truncates rho, c and the advantages' rho at 1 (Eq. 17,
+    rho-bar = c-bar = 1): importance ratios between 1 and 2 are where another default shows."""
+    inputs = random_unroll(3, T=6, B=3, p_done=0.0, log_rho_scale=0.4)
+    rho = np.exp(inputs[1] - inputs[0])                              # (T, B)
+    assert np.any((rho > 1) & (rho < 2))
+    assert_all_ok(check_vtrace(vtrace, inputs), "defaults vs the defining sums with bars of 1")
+    clip_at_one = vtrace_slow_reference(*inputs, rho_bar=1.0, c_bar=1.0, pg_rho_bar=1.0)
+    got = vtrace(*inputs)
+    assert compare("vs", got.vs, clip_at_one.vs, EXACT).ok and compare(
+        "pg_advantages", got.pg_advantages, clip_at_one.pg_advantages, EXACT).ok
+
+
+def test_vtrace_accepts_discounts_in_the_closed_unit_interval():
+    """gamma = 1 (undiscounted) and 0 (episode end) are valid discounts; outside [0, 1] is refused."""
+    inputs = list(random_unroll(4, T=5, B=2, gamma=1.0, p_done=0.3))
+    assert inputs[3].max() == 1.0 and inputs[3].min() == 0.0
+    assert_all_ok(check_vtrace(vtrace, inputs), "discounts of exactly 0 and 1")
+    for bad in (1.0 + 1e-9, -1e-9):
+        inputs[3] = np.full_like(inputs[3], bad)
+        with pytest.raises(ValueError, match=r"discounts: expected values in \[0, 1\]"):
+            vtrace(*inputs)
+
+
 def test_vtrace_negative_twin_c_not_clipped():
     """The same check fails when the traces' c is left unclipped (c_bar = inf instead of 1)."""
     inputs = random_unroll(0, T=6, B=3, p_done=0.0, log_rho_scale=1.0)
