@@ -16,6 +16,8 @@ Families (spec `family:name[?key=value&...]`, options also as keyword arguments 
     dmlab:<level>      DeepMind Lab (DMLab-30 names); needs a source build of deepmind_lab
     gym:<id>           Gymnasium vector-observation envs (CartPole-v1, ...), `hide` for POMDPs
     popgym:<Task>      POPGym memory tasks (RepeatPreviousEasy, AutoencodeMedium, ...)
+    minigrid:<name>    MiniGrid gridworlds (MemoryS7, ..., any MiniGrid-<name>-v<k>), one-hot
+                       symbolic partial view
     memory:<task>      built-in NumPy memory tasks (`cue`); the supervised copy task is
                        `envs.memory.copy_task_batch`
 
@@ -56,6 +58,7 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "dmlab": ("envs.dmlab", ()),              # checks deepmind_lab itself (a fake may be given)
     "gym": ("envs.gym", ("gymnasium",)),
     "popgym": ("envs.popgym", ("gymnasium", "popgym")),
+    "minigrid": ("envs.minigrid", ("gymnasium", "minigrid")),
     "memory": ("envs.memory", ()),
 }
 
@@ -99,4 +102,5 @@ _INSTALL_HINTS = {
                "CPython 3.13+ only; use scripts/setup.sh, which picks Python 3.13)",
     "gym": "pip install 'rtrl_ref[gym]'  (gymnasium)",
     "popgym": "pip install 'rtrl_ref[popgym]'  (gymnasium, popgym)",
+    "minigrid": "pip install 'rtrl_ref[minigrid]'  (gymnasium, minigrid)",
 }
