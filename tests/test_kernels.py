@@ -160,6 +160,20 @@ def test_forward_without_validation_equals_the_validated_forward(driver_backend)
     assert_fields_close("forward, validate=False", dict(c=c_fast, traj=traj_fast), dict(c=c, traj=traj), 0.0)
 
 
+def test_forward_without_validation_still_refuses_what_does_not_fit(monkeypatch):
+    """validate=False skips the input checks, not the memory check: T=20000, B=64, H=512 needs
+    7 x 2 arrays of (T, B, H) on the NumPy path, refused on an 8 GiB machine naming (T, B, H)."""
+    import rtrl_ref.validate as validate
+    from rtrl_ref import init_elstm
+    from rtrl_ref.unroll import elstm_forward
+
+    monkeypatch.setattr(validate, "available_memory", lambda xp=np: 8 * 2**30)
+    p = init_elstm(np.random.default_rng(0), 1, 512)
+    x = np.zeros((20000, 64, 1), np.float32)                               # (T, B, I): 5 MB
+    with pytest.raises(validate.InsufficientMemory, match=r"\(T, B, H\) = \(20000, 64, 512\)"):
+        elstm_forward(p, x, np.zeros((20000, 64), bool), validate=False)
+
+
 # ---------------------------------------------------------------------------------------------
 # negative twins: the comparisons above can fail
 

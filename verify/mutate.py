@@ -433,5 +433,8 @@ EQUIVALENT: dict[str, str] = {
     "23fb8029f67b": "segment_numba scratch u_sums with a fifth row that nothing writes or reads",
     "bb2aa531922f": "step_numba BLOCK_BYTES: only how units are grouped into blocks, each unit's arithmetic unchanged",
     "a874ed517973": "step_numba chunk count from I, not H: every count covers each unit once (1-3 chunks tested)",
+    "b7974ea55d68": "loss.py: astype(copy=True) instead of copy=False returns equal values (a copy, not a view)",
+    "3605c068461c": "step_numba fast path declined: the full argument check runs instead, same arrays, same results",
+    "6031b21b4817": "conv.py keep_cols heuristic: only whether patches are kept or recomputed (equal by a test)",
     "42cc75344269": "step_numba BLOCK_BYTES: only how units are grouped into blocks, each unit's arithmetic unchanged",
 }

@@ -163,6 +163,15 @@ def test_conv_forward_matches_loops(geometry, seed):
     assert_close(f"conv y {geometry}", y, naive_conv(p.W, p.b, x, S, P), EXACT)
 
 
+def test_conv_defaults_are_stride_1_and_no_padding():
+    rng = np.random.default_rng(3)
+    p = init_conv(rng, 2, 3, 3, np.float64)
+    x = rng.standard_normal((1, 2, 6, 5))                             # (N, C, Y, X)
+    y, cache = conv2d(p, x)
+    assert (cache.stride, cache.padding) == (1, 0) and y.shape == (1, 3, 4, 3)
+    assert_close("conv y with defaults", y, naive_conv(p.W, p.b, x, 1, 0), EXACT)
+
+
 def test_conv_accepts_any_memory_layout():
     rng = np.random.default_rng(0)
     p = init_conv(rng, 3, 4, 3, np.float64)
