@@ -31,7 +31,8 @@ what is needed:
 - each mutant runs `pytest -x` on its file's tests (CI Hypothesis profile: derandomized; tests
   marked gpu or slow left out) under a timeout; a failing test kills it; a crash (signal,
   collection error) or a timeout counts as killed but is reported separately;
-- one test process at a time (one core), threads pinned to one.
+- one test process at a time (one core), threads pinned to one, address space capped at
+  MEMORY_LIMIT (a mutant of a memory guard then fails with MemoryError, not the OOM killer).
 """
 
 from __future__ import annotations
@@ -231,13 +232,25 @@ def _env(cache_dir: Path) -> dict:
     return env
 
 
+MEMORY_LIMIT = 16 * 2**30     # address space of one test process: a mutant memory guard raises MemoryError
+
+
+def _limit_memory() -> None:
+    """Cap the test process's address space (a mutated memory guard would otherwise let a test
+    allocate tens of GiB and invite the OOM killer onto the whole machine)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+
 def _run_tests(work: Path, tests: Iterable[str], cache_dir: Path, timeout: float) -> tuple[str, float, str]:
     shutil.rmtree(work / ".hypothesis", ignore_errors=True)
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--tb=line",
            "-m", "not gpu and not slow", *tests]
     start = time.perf_counter()
     try:
-        run = subprocess.run(cmd, cwd=work, env=_env(cache_dir), capture_output=True, text=True, timeout=timeout)
+        run = subprocess.run(cmd, cwd=work, env=_env(cache_dir), capture_output=True, text=True, timeout=timeout,
+                             preexec_fn=_limit_memory)
     except subprocess.TimeoutExpired:
         return "timeout", time.perf_counter() - start, f"over {timeout:.0f} s"
     seconds = time.perf_counter() - start
@@ -436,5 +449,10 @@ EQUIVALENT: dict[str, str] = {
     "b7974ea55d68": "loss.py: astype(copy=True) instead of copy=False returns equal values (a copy, not a view)",
     "3605c068461c": "step_numba fast path declined: the full argument check runs instead, same arrays, same results",
     "6031b21b4817": "conv.py keep_cols heuristic: only whether patches are kept or recomputed (equal by a test)",
+    "fab9eda41927": "conv.py keep_cols heuristic: only whether patches are kept or recomputed (equal by a test)",
+    "86eae1a73fde": "conv.py keep_cols heuristic: only whether patches are kept or recomputed (equal by a test)",
+    "3d8af1e6233b": "loss.py: a finiteness check on integer actions, which are always finite",
+    "16b205eb008c": "segment_numba serial pass via the parallel kernel with 1 chunk: same loops, same order",
+    "57e1f4804c00": "segment_numba serial entry running the parallel variant: both equal NumPy (tested), same results",
     "42cc75344269": "step_numba BLOCK_BYTES: only how units are grouped into blocks, each unit's arithmetic unchanged",
 }

@@ -275,6 +275,8 @@ def test_conv_need_g_x_false():
     (dict(stride=0), "stride"),
     (dict(padding=-1), "padding"),
     (dict(x_shape=(1, 2, 2, 2)), "smaller than the kernel"),
+    (dict(x_shape=(1, 2, 7, 2)), "smaller than the kernel"),   # too narrow only
+    (dict(x_shape=(1, 2, 2, 7)), "smaller than the kernel"),   # too short only
     (dict(x_dtype=np.float32), "dtype"),
 ])
 def test_conv_rejects_bad_input(kwargs, match):
@@ -380,6 +382,15 @@ def test_pool_defaults_are_3x3_stride_2_padding_1(backend):
     y, cache = max_pool2d(x, backend=backend)
     assert (cache.kernel, cache.stride, cache.padding) == (3, 2, 1) and y.shape == (1, 2, 5, 4)
     np.testing.assert_array_equal(y, naive_pool(x, 3, 2, 1))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_pool_without_validation_equals_the_validated_pool(backend):
+    x = np.random.default_rng(4).standard_normal((2, 3, 9, 7))       # (N, C, Y, X)
+    y, cache = max_pool2d(x, 3, 2, 1, backend=backend)
+    y_fast, cache_fast = max_pool2d(x, 3, 2, 1, validate=False, backend=backend)
+    np.testing.assert_array_equal(y_fast, y)
+    np.testing.assert_array_equal(cache_fast.argmax, cache.argmax)
 
 
 def test_impala_pool_shapes():
