@@ -42,6 +42,12 @@ EXPERIMENTS = {
                    flags=["--unroll", "2", "--stem", "identity", "--forget-bias", "1",
                           "--total-frames", "400000"],
                    optimal=1.0, chance=-0.5, title="popgym:RepeatPreviousEasy, unroll 2 (span 5)"),
+    # the same task with the memory family's forget gate (chrono) and RMSProp eps (1e-5), 2M frames
+    "popgym-chrono": dict(env="popgym:RepeatPreviousEasy", learners=("rtrl", "tbptt", "feedforward"),
+                          flags=["--unroll", "2", "--stem", "identity", "--forget-init", "chrono",
+                                 "--rms-eps", "1e-5", "--total-frames", "2000000"],
+                          optimal=1.0, chance=-0.5,
+                          title="popgym:RepeatPreviousEasy, unroll 2 (span 5), chrono, eps 1e-5"),
 }
 
 
