@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import re
 import signal
 
 import numpy as np
@@ -185,7 +186,7 @@ def test_copy_task_is_refused_by_train_with_a_pointer_to_its_entry_point(capsys)
 def test_the_applied_preset_is_printed_and_stored(tmp_path, capsys):
     assert train_main(TINY + ["--run-dir", str(tmp_path), "--run-name", "r", "--env", "memory:cue?delay=2"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("configuration (preset cpu-memory:") and "\n  hidden              6\n" in out
+    assert out.startswith("configuration (preset cpu-memory:") and re.search(r"\n  hidden +6\n", out)
     record = read_run_record(tmp_path / "r")
     assert record.config.preset == "cpu-memory" and record.config.hidden == 6
     assert record.preset_applied["name"] == "cpu-memory" and record.preset_applied["values"]["unroll"] == 4
@@ -294,7 +295,7 @@ def test_checkpoint_mode_matches_the_rest_of_the_folder(tmp_path):
 def test_print_config_and_dry_run_create_nothing(tmp_path, capsys):
     runs = tmp_path / "runs"
     assert train_main(TINY + ["--run-dir", str(runs), "--print-config", "--hidden", "7"]) == 0
-    assert "\n  hidden              7\n" in capsys.readouterr().out
+    assert re.search(r"\n  hidden +7\n", capsys.readouterr().out)
     assert train_main(TINY + ["--run-dir", str(runs), "--dry-run", "--env", "memory:cue?delay=2"]) == 0
     assert "every check passed" in capsys.readouterr().out
     assert train_main(TINY + ["--run-dir", str(runs), "--dry-run", "--env", "gym:CartPole-v1",
@@ -309,9 +310,9 @@ def test_config_file_options_and_flags_win(tmp_path, capsys):
                     'total-frames = 1_000\n')
     assert train_main(["--config", str(file), "--hidden", "5", "--print-config"]) == 0
     out = capsys.readouterr().out
-    for line in ("hidden              5", "lr                  0.001", "total_frames        1000",
-                 "progress            False", "env                 memory:cue?delay=2"):
-        assert "\n  " + line + "\n" in out, line
+    for name, value in (("hidden", "5"), ("lr", "0.001"), ("total_frames", "1000"), ("progress", "False"),
+                        ("env", "memory:cue?delay=2")):
+        assert re.search(rf"\n  {name} +{re.escape(value)}\n", out), name
     file.write_text("hiden = 7\n")
     assert train_main(["--config", str(file), "--print-config"]) == 2
     assert "unknown option 'hiden'" in capsys.readouterr().err
@@ -427,3 +428,34 @@ def test_a_second_signal_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, m
 
     assert read_checkpoint(tmp_path / "r" / "checkpoint.npz")[1]["meta"]["counters"]["updates"] == 1
     assert signal.getsignal(signal.SIGTERM) is before                          # handlers restored
+
+
+def test_explained_variance_by_hand():
+    from rtrl_ref.r2ac.loop import explained_variance
+
+    targets = np.array([1.0, 2.0, 3.0, 4.0])                       # Var = 1.25
+    assert explained_variance(targets, targets) == 1.0
+    assert explained_variance(targets, np.full(4, 2.5)) == 0.0      # the mean explains nothing
+    # residuals [0.5, 0.5, -0.5, -0.5]: Var 0.25, so 1 - 0.25 / 1.25 = 0.8
+    assert np.isclose(explained_variance(targets, targets - [0.5, 0.5, -0.5, -0.5]), 0.8)
+    assert np.isnan(explained_variance(np.ones(4), np.zeros(4)))
+
+
+def test_log_rows_carry_the_learner_diagnostics(tmp_path):
+    summary = train(tiny(tmp_path, "--env", "memory:cue?delay=2", "--grad-clip", "1e-9"))
+    log = {k: np.array(v) for k, v in read_log(summary.run_dir).items()}
+    parts = np.sqrt(np.square(log["grad_norm_stem"]) + np.square(log["grad_norm_core"])
+                    + np.square(log["grad_norm_heads"]))
+    np.testing.assert_allclose(parts, log["grad_norm"], rtol=1e-5)   # one update per row: parts make the total
+    assert np.all(log["clipped"] == 1.0)                           # every norm exceeds a clip of 1e-9
+    for key in ("adv_abs", "pg_logit_grad", "entropy_logit_grad"):
+        assert np.all(log[key] > 0), key
+    assert np.all(log["explained_variance"] <= 1.0)
+
+
+def test_log_rows_average_the_learner_metrics_over_their_updates(tmp_path):
+    every = np.array(read_log(train(tiny(tmp_path / "a", "--env", "memory:cue?delay=2")).run_dir)["grad_norm"])
+    rows = np.array(read_log(train(tiny(tmp_path / "b", "--env", "memory:cue?delay=2", "--log-every", "2")).run_dir)
+                    ["grad_norm"])
+    np.testing.assert_allclose(rows, (every[0::2] + every[1::2]) / 2,
+                               rtol=1e-6)

@@ -31,8 +31,8 @@ from rtrl_ref.r2ac.core import get_learner
 from rtrl_ref.r2ac.evaluate import evaluate_policy
 from rtrl_ref.r2ac.heads import action_log_probs, sample_actions
 from rtrl_ref.r2ac.loss import actor_critic_loss
-from rtrl_ref.r2ac.network import AgentSpec, act, agent_spec, init_agent, unroll_backward, unroll_forward
-from rtrl_ref.r2ac.optim import clip_by_global_norm, linear_decay, rmsprop_init, rmsprop_update
+from rtrl_ref.r2ac.network import AgentParams, AgentSpec, act, agent_spec, init_agent, unroll_backward, unroll_forward
+from rtrl_ref.r2ac.optim import clip_by_global_norm, global_norm, linear_decay, rmsprop_init, rmsprop_update
 from rtrl_ref.r2ac.plot import plot_runs
 from rtrl_ref.r2ac.runs import CSVLog, RunLock, check_new_run, git_revision, new_run_dir, remove_orphans, truncate_log
 from rtrl_ref.r2ac.tree import tree_map
@@ -140,12 +140,21 @@ def collect_rollout(env, spec: AgentSpec, params, rng: np.random.Generator, last
     return Rollout(obs, reward, reset, actions, logp), last, finished
 
 
-def learner_step(config: Config, spec: AgentSpec, params, opt_state, rollout: Rollout, state, frames: int):
-    """One update on an unroll; returns (params, opt_state, state, metrics)."""
+def step_rewards_and_discounts(rollout: Rollout, reward_clip: float, discount: float):
+    """V-trace's r_t and gamma_t for the T actions of a rollout, both (T, B) float32: action t was
+    taken on obs[t] and answered by reward[t + 1]; gamma_t = 0 where obs[t + 1] starts a new episode
+    (the bootstrap must not reach into it)."""
+    rewards = np.clip(rollout.reward[1:], -reward_clip, reward_clip).astype(np.float32)  # (T, B)
+    discounts = (discount * ~rollout.reset[1:]).astype(np.float32)                      # (T, B)
+    return rewards, discounts
+
+
+def learner_step(config: Config, spec: AgentSpec, params, opt_state, rollout: Rollout, state, frames: int,
+                 update: int = 1):
+    """The `update`-th update (1, 2, ...), on an unroll; returns (params, opt_state, state, metrics)."""
     T = rollout.actions.shape[0]
     logits, values, cache = unroll_forward(spec, params, rollout.obs, rollout.reward, rollout.reset, state)
-    rewards = np.clip(rollout.reward[1:], -config.reward_clip, config.reward_clip)  # (T, B)
-    discounts = (config.discount * ~rollout.reset[1:]).astype(values.dtype)         # (T, B)
+    rewards, discounts = step_rewards_and_discounts(rollout, config.reward_clip, config.discount)
     target_logp = action_log_probs(logits[:T], rollout.actions)                    # (T, B)
     vs, pg_adv = vtrace(rollout.logp, target_logp, rewards, discounts, values[:T], values[T])
     loss, loss_grads = actor_critic_loss(logits[:T], values[:T], rollout.actions, vs, pg_adv,
@@ -154,14 +163,26 @@ def learner_step(config: Config, spec: AgentSpec, params, opt_state, rollout: Ro
         raise TrainingStopped(f"non-finite loss {loss.total} at {frames} frames", 3)
     grads, state = unroll_backward(spec, params, cache, loss_grads.g_logits, loss_grads.g_values, state)
     grads = fill_none(grads, params)
+    part_norms = {f"grad_norm_{name}": global_norm(g) for name, g in zip(AgentParams._fields, grads)}
     grads, norm = clip_by_global_norm(grads, config.grad_clip)
     if not math.isfinite(norm):
         raise TrainingStopped(f"non-finite gradient norm at {frames} frames", 3)
     lr = linear_decay(config.lr, frames, config.total_frames)
-    params, opt_state = rmsprop_update(params, grads, opt_state, lr, alpha=config.rms_alpha, eps=config.rms_eps)
+    params, opt_state = rmsprop_update(params, grads, opt_state, lr, alpha=config.rms_alpha, eps=config.rms_eps,
+                                       step=update if config.rms_bias_correction else 0)
     metrics = dict(loss=loss.total, pg_loss=loss.pg, baseline_loss=loss.baseline,
-                   entropy=loss.mean_entropy, grad_norm=norm, lr=lr)
+                   entropy=loss.mean_entropy, grad_norm=norm, lr=lr, **part_norms,
+                   clipped=float(norm > config.grad_clip), adv_abs=float(np.abs(pg_adv).mean()),
+                   pg_logit_grad=loss.pg_logit_grad, entropy_logit_grad=loss.entropy_logit_grad,
+                   explained_variance=explained_variance(vs, values[:T]))
     return params, opt_state, state, metrics
+
+
+def explained_variance(targets, predictions) -> float:
+    """1 - Var(targets - predictions) / Var(targets): 1 = the baseline predicts its targets, 0 = no
+    better than their mean, < 0 worse (nan when the targets are constant)."""
+    var = float(np.var(targets))
+    return 1.0 - float(np.var(targets - predictions)) / var if var > 0 else float("nan")
 
 
 # ============================================================================= the plumbing
@@ -316,7 +337,8 @@ class EpisodeStats:
 
 class Logger:
     """log.csv rows (every log_every updates, after an evaluation, and at the end), the same scalars
-    in TensorBoard with --tensorboard, and the progress bar."""
+    in TensorBoard with --tensorboard, and the progress bar. A row's learner metrics are means over
+    the updates since the previous row (so `clipped` is the fraction of clipped updates)."""
 
     def __init__(self, config: Config, run_dir: Path, initial_frames: int):
         self.config = config
@@ -324,6 +346,8 @@ class Logger:
         writer = tensorboard_writer_class(config)
         self.tb = writer(str(run_dir / "tensorboard")) if writer is not None else None
         self.bar = _progress(config, initial_frames)
+        self.sums: dict[str, float] = {}                  # metrics summed since the last row
+        self.count = 0
 
     def update(self, counters: Counters, stats: EpisodeStats, metrics: dict, frames: int,
                eval_return: float | None = None) -> None:
@@ -335,12 +359,17 @@ class Logger:
                                      refresh=False)
             except OSError:                          # the terminal is gone (SIGHUP): train on without a bar
                 self.bar = None
+        for key, value in metrics.items():
+            self.sums[key] = self.sums.get(key, 0.0) + float(value)
+        self.count += 1
         if counters.updates % self.config.log_every and counters.frames < self.config.total_frames \
                 and eval_return is None:
             return
         row = dict(frames=counters.frames, updates=counters.updates, seconds=round(counters.seconds, 2),
                    fps=round(counters.frames / max(counters.seconds, 1e-9), 1), episodes=stats.count,
-                   mean_return=mean_return, mean_length=stats.mean_length(), **metrics)
+                   mean_return=mean_return, mean_length=stats.mean_length(),
+                   **{key: total / self.count for key, total in self.sums.items()})
+        self.sums, self.count = {}, 0
         if eval_return is not None:
             row["eval_return"] = eval_return
         self.csv.write(row)
@@ -403,7 +432,7 @@ def _train(config: Config, env, spec: AgentSpec, params, opt_state, counters: Co
                 rollout, last, finished = collect_rollout(env, spec, params, rng, last, state.c, T_k)
                 stats.add(finished)
                 params, opt_state, state, metrics = learner_step(config, spec, params, opt_state, rollout, state,
-                                                                 counters.frames)
+                                                                 counters.frames, counters.updates + 1)
                 counters = Counters(counters.frames + T_k * B, counters.updates + 1, stats.count,
                                     time.monotonic() - start)
                 eval_return = None

@@ -31,6 +31,8 @@ class LossParts(NamedTuple):
     baseline: float
     entropy: float          # entropy_cost * sum(-entropy)
     mean_entropy: float     # average policy entropy per step (for logging)
+    pg_logit_grad: float    # norm of d pg_loss / d logits (the advantage-weighted part of g_logits)
+    entropy_logit_grad: float  # norm of d entropy_loss / d logits: above pg_logit_grad, entropy wins
 
 
 class LossGrads(NamedTuple):
@@ -66,10 +68,11 @@ def actor_critic_loss(logits, values, actions, vs, pg_advantages, baseline_cost:
     pg_loss = -float((log_pi_a * pg_advantages).sum())
     baseline_loss = baseline_cost * 0.5 * float(((vs - values) ** 2).sum())
     entropy_loss = entropy_cost * float(neg_entropy.sum())
-    g_logits = -pg_advantages[..., None] * (onehot - pi) \
-        + entropy_cost * pi * (log_pi - neg_entropy[..., None])     # (T, B, A)
+    g_pg = -pg_advantages[..., None] * (onehot - pi)                 # (T, B, A)
+    g_entropy = entropy_cost * pi * (log_pi - neg_entropy[..., None])  # (T, B, A)
+    g_logits = g_pg + g_entropy                                      # (T, B, A)
     g_values = baseline_cost * (values - vs)                         # (T, B)
     parts = LossParts(pg_loss + baseline_loss + entropy_loss, pg_loss, baseline_loss, entropy_loss,
-                      -float(neg_entropy.mean()))
+                      -float(neg_entropy.mean()), float(np.linalg.norm(g_pg)), float(np.linalg.norm(g_entropy)))
     return parts, LossGrads(g_logits.astype(logits.dtype, copy=False),
                             g_values.astype(values.dtype, copy=False))

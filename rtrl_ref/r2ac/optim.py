@@ -5,6 +5,13 @@ RMSProp as PyTorch's `torch.optim.RMSprop` (momentum 0, not centred; the paper's
     v <- alpha v + (1 - alpha) g^2
     p <- p - lr g / (sqrt(v) + eps)            eps OUTSIDE the square root; v starts at 0
 
+optionally with Adam's bias correction of v (step k = 1, 2, ... given by the caller):
+
+    p <- p - lr g / (sqrt(v / (1 - alpha^k)) + eps)
+
+Without it the first steps are too large: v_1 = (1 - alpha) g^2, so with a small eps update 1
+moves every weight by lr / sqrt(1 - alpha) = 10 lr (alpha 0.99) in the direction of sign(g).
+
 Adam with bias correction (Kingma & Ba 2015; as `torch.optim.Adam`, no weight decay), k = 1, 2, ...:
 
     m <- beta1 m + (1 - beta1) g,   v <- beta2 v + (1 - beta2) g^2
@@ -46,13 +53,18 @@ def rmsprop_init(params) -> RMSPropState:
 
 
 def rmsprop_update(params, grads, state: RMSPropState, lr: float, alpha: float = 0.99,
-                   eps: float = 0.01) -> tuple[object, RMSPropState]:
-    """One RMSProp step: returns (params, state)."""
+                   eps: float = 0.01, step: int = 0) -> tuple[object, RMSPropState]:
+    """One RMSProp step: returns (params, state). step k >= 1: bias-correct v as the k-th update;
+    step 0: no correction (PyTorch's RMSprop)."""
     _check_hyper("lr", lr, 0.0, np.inf)
     _check_hyper("alpha", alpha, 0.0, 1.0)
     _check_hyper("eps", eps, 0.0, np.inf)
+    if step < 0:
+        raise ValueError(f"step: expected an integer >= 0, got {step!r}")
+    correction = 1.0 - alpha ** step if step else 1.0
     square_avg = tree_map(lambda v, g: alpha * v + (1 - alpha) * (g * g), state.square_avg, grads)
-    new_params = tree_map(lambda p, g, v: p - lr * g / (np.sqrt(v) + eps), params, grads, square_avg)
+    new_params = tree_map(lambda p, g, v: p - lr * g / (np.sqrt(v / v.dtype.type(correction)) + eps),
+                          params, grads, square_avg)
     return new_params, RMSPropState(square_avg)
 
 

@@ -24,7 +24,12 @@ except ImportError:            # Windows: no advisory locks; two writers are not
     fcntl = None
 
 LOG_FIELDS = ("frames", "updates", "seconds", "fps", "episodes", "mean_return", "mean_length",
-              "loss", "pg_loss", "baseline_loss", "entropy", "grad_norm", "lr", "eval_return")
+              "loss", "pg_loss", "baseline_loss", "entropy", "grad_norm", "lr", "eval_return",
+              # learner diagnostics (means over the updates of a row): gradient norms before the clip
+              # per part, fraction of clipped updates, mean |advantage|, the norms of the policy-gradient
+              # and entropy parts of d loss / d logits, and the baseline's explained variance
+              "grad_norm_stem", "grad_norm_core", "grad_norm_heads", "clipped", "adv_abs",
+              "pg_logit_grad", "entropy_logit_grad", "explained_variance")
 LOG_FILE = "log.csv"
 LOCK_FILE = ".lock"
 

@@ -58,6 +58,34 @@ def test_rmsprop_two_steps_by_hand():
     assert abs(p1_hand - (1 - 0.1 / math.sqrt(0.01 + 0.01))) > 0.1
 
 
+def test_rmsprop_bias_correction_two_steps_by_hand():
+    # with correction, update k divides v_k by 1 - a^k:
+    #   v_1 = 0.01, v_1 / (1 - 0.99) = 1, p_1 = 1 - 0.1 / (1 + eps)
+    #   v_2 = 0.0499, v_2 / (1 - 0.99^2) = 0.0499 / 0.0199, p_2 = p_1 - 0.2 / (sqrt(0.0499 / 0.0199) + eps)
+    lr, alpha, eps = 0.1, 0.99, 1e-5
+    p1_hand = 1 - 0.1 / (1 + eps)
+    p2_hand = p1_hand - 0.2 / (math.sqrt(0.0499 / 0.0199) + eps)
+    params = scalar_tree(1.0)
+    state = rmsprop_init(params)
+    params, state = rmsprop_update(params, scalar_tree(1.0), state, lr, alpha, eps, step=1)
+    assert_tree_equals(params, p1_hand, msg="step 1")
+    params, state = rmsprop_update(params, scalar_tree(2.0), state, lr, alpha, eps, step=2)
+    assert_tree_equals(params, p2_hand, msg="step 2")
+    assert_tree_equals(state.square_avg, 0.0499, msg="v_2 is stored uncorrected")
+
+
+def test_first_rmsprop_step_is_lr_with_correction_and_10_lr_without():
+    # the reason for the option: with a small eps the uncorrected first step is lr / sqrt(1 - alpha)
+    g = scalar_tree(1e-3)
+    corrected, _ = rmsprop_update(scalar_tree(0.0), g, rmsprop_init(g), 6e-4, 0.99, 1e-8, step=1)
+    plain, _ = rmsprop_update(scalar_tree(0.0), g, rmsprop_init(g), 6e-4, 0.99, 1e-8)
+    # corrected: sqrt(v_1 / (1 - a)) = |g|; plain: sqrt(v_1) = 0.1 |g|
+    assert_tree_equals(corrected, -6e-4 * 1e-3 / (1e-3 + 1e-8), msg="corrected first step")
+    assert_tree_equals(plain, -6e-4 * 1e-3 / (1e-4 + 1e-8), msg="uncorrected first step")
+    with pytest.raises(ValueError, match="step"):
+        rmsprop_update(scalar_tree(0.0), g, rmsprop_init(g), 6e-4, step=-1)
+
+
 def test_rmsprop_is_pure_and_keeps_dtype():
     params = scalar_tree(1.0, np.float32)
     state = rmsprop_init(params)
