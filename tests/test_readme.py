@@ -59,8 +59,8 @@ def test_readme_family_defaults_table_matches_the_code():
                 assert int(row[field]) == getattr(c, field), f"{where}: {field}"
             for field in ("lr", "rms_eps"):
                 assert float(row[field]) == getattr(c, field), f"{where}: {field}"
-            for field in ("stem", "stem_init"):
-                assert row[field] == getattr(c, field), f"{where}: {field}"
+            for field in ("stem", "stem_init", "rms_bias_correction"):
+                assert row[field] == str(getattr(c, field)), f"{where}: {field}"
             chrono = c.forget_init == "chrono"
             detail = f"chrono_t_max {c.chrono_t_max:g}" if chrono else f"forget_bias {c.forget_bias:g}"
             assert row["forget_init"] == f"{c.forget_init} ({detail})", f"{where}: forget_init"

@@ -222,9 +222,30 @@ def test_training_throughput_benchmark_runs(tmp_path, capsys):
     import json
 
     result = json.loads(out.read_text())
-    assert set(result["median_fps"]) == {"rtrl", "tbptt", "feedforward", "env_only"}
+    assert set(result["median_fps"]) == {"rtrl", "tbptt", "feedforward", "rtrl_rerun_stem", "env_only",
+                                         "sgemm_gflops"}
     assert all(v > 0 for v in result["median_fps"].values())
-    assert "rtrl / tbptt throughput" in capsys.readouterr().out
+    assert all(0 < f for f in result["fraction_of_limit"].values())
+    out = capsys.readouterr().out
+    assert "rtrl / tbptt throughput" in out and "fraction of limit" in out and "MFLOP/step" in out
+
+
+def test_agent_step_flops_by_hand():
+    from rtrl_ref.bench.training import agent_step_flops, stem_macs
+
+    # Nature CNN on (4, 84, 84): 32*4*8*8*20*20 + 64*32*4*4*9*9 + 64*64*3*3*7*7 + 3136*256 multiply-adds
+    assert stem_macs("nature", (4, 84, 84), 256) == 3_276_800 + 2_654_208 + 1_806_336 + 802_816
+    # IMPALA stem on (4, 84, 84): per stage conv at full size + 4 residual convs after the pool
+    # (84 -> 42 -> 21 -> 11), then FC 32*11*11 = 3872 -> 256
+    assert stem_macs("impala", (4, 84, 84), 256) == 54_222_848
+    assert stem_macs("identity", (7,), 7) == 0
+    stem_f = 2 * 8_540_160
+    core_f = 2 * (2 * 64 * 257 + 64 * (257 + 64))                   # W_z, W_f and the output gate
+    heads_f = 2 * 5 * 64                                            # 4 actions + value
+    reuse = agent_step_flops("nature", (4, 84, 84), 256, 64, 4, "rtrl")
+    assert reuse["total"] == 4 * (stem_f + core_f + heads_f) - stem_f + 12 * 64 * 257
+    rerun = agent_step_flops("nature", (4, 84, 84), 256, 64, 4, "rtrl", reuse_stem=False)
+    assert rerun["total"] - reuse["total"] == stem_f
 
 
 def _edit_config(run, **changes):

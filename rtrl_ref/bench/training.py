@@ -3,9 +3,17 @@
     python -m rtrl_ref.bench.training --env atari:Breakout --frames 3000 --rounds 3
 
 Each round trains `rtrl`, `tbptt` and `feedforward` (same model, unroll and seed) for the same
-number of frames, in turn, and steps the environment alone with random actions for the same
-number of frames; the median frames/s over rounds and the ratios are printed and written as JSON.
-The agent's share of wall time is 1 - (env-only time / training time).
+number of frames, in turn, plus `rtrl` with `--no-reuse-stem` (the learner runs the stem again
+instead of reusing the acting pass), and steps the environment alone with random actions for the
+same number of frames; the median frames/s over rounds and the ratios are printed and written as
+JSON. The agent's share of wall time is 1 - (env-only time / training time).
+
+The machine's limit for this agent is the lower of two rates: the environments alone, and the
+single-core SGEMM rate (measured in the same process, float32, one BLAS thread) divided by the
+FLOPs of one agent step. Those FLOPs are counted from the layer shapes (multiply-adds x 2): the
+acting forward pass (stem, eLSTM, output gate, heads), the learner's forward pass (without the stem
+when it is reused) and its backward pass (twice the forward: gradients of weights and of inputs),
+plus the RTRL trace update and gradient contraction (about 12 H I per step).
 """
 
 from __future__ import annotations
@@ -32,6 +40,70 @@ def env_only_fps(env_spec: str, num_envs: int, frames: int, seed: int) -> float:
         return (frames // num_envs) * num_envs / (time.perf_counter() - start)
 
 
+def sgemm_flops_per_s(n: int = 768, repeats: int = 5) -> float:
+    """Best float32 n x n x n matmul rate of one BLAS thread, in FLOP/s."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        threadpool_limits = None
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n), np.float32), rng.standard_normal((n, n), np.float32)
+    best = np.inf
+    limit = threadpool_limits(limits=1, user_api="blas") if threadpool_limits else None
+    try:
+        a @ b                                                       # warm-up
+        for _ in range(repeats):
+            start = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - start)
+    finally:
+        if limit is not None:
+            limit.unregister() if hasattr(limit, "unregister") else limit.restore_original_limits()
+    return 2 * n ** 3 / best
+
+
+def _conv_macs(C: int, D: int, K: int, Y: int, X: int, S: int, P: int) -> tuple[int, int, int]:
+    OY, OX = (Y + 2 * P - K) // S + 1, (X + 2 * P - K) // S + 1
+    return D * C * K * K * OY * OX, OY, OX
+
+
+def stem_macs(stem: str, obs_shape: tuple, features: int) -> int:
+    """Multiply-adds of the stem's forward pass for one observation."""
+    from rtrl_ref.r2ac.stems import IMPALA_CHANNELS, NATURE_CONVS
+
+    if stem == "identity":
+        return 0
+    if stem == "mlp":
+        widths = (obs_shape[0], 256, features)
+        return sum(a * b for a, b in zip(widths, widths[1:]))
+    C, Y, X = obs_shape
+    macs = 0
+    if stem == "nature":
+        for D, K, S in NATURE_CONVS:
+            m, Y, X = _conv_macs(C, D, K, Y, X, S, 0)
+            macs, C = macs + m, D
+    else:                                                           # impala: conv, pool, 2 residual blocks
+        for D in IMPALA_CHANNELS:
+            m, Y, X = _conv_macs(C, D, 3, Y, X, 1, 1)
+            _, Y, X = _conv_macs(D, D, 3, Y, X, 2, 1)               # max-pool 3x3/2: no multiply-adds
+            macs += m + 4 * _conv_macs(D, D, 3, Y, X, 1, 1)[0]
+            C = D
+    return macs + C * Y * X * features
+
+
+def agent_step_flops(stem: str, obs_shape: tuple, features: int, hidden: int, actions: int, learner: str,
+                     reuse_stem: bool = True) -> dict:
+    """FLOPs of one agent step (see the module docstring), by part."""
+    stem_f = 2 * stem_macs(stem, obs_shape, features)
+    I, H = features + 1, hidden
+    core_f = 0 if learner == "feedforward" else 2 * (2 * H * I + H * (I + H))
+    heads_f = 2 * (actions + 1) * (H if learner != "feedforward" else I)
+    forward = stem_f + core_f + heads_f
+    parts = dict(acting_forward=forward, learner_forward=forward - (stem_f if reuse_stem else 0),
+                 learner_backward=2 * forward, rtrl_traces=12 * H * I if learner == "rtrl" else 0)
+    return dict(parts, total=sum(parts.values()))
+
+
 def learner_fps(env_spec: str, learner: str, frames: int, extra: list[str], seed: int) -> float:
     from rtrl_ref.r2ac.config import make_config
     from rtrl_ref.r2ac.loop import train
@@ -54,21 +126,38 @@ def main(argv=None) -> int:
     args, extra = parser.parse_known_args(argv)
     from rtrl_ref.r2ac.config import make_config
 
-    num_envs = make_config(["--env", args.env, *extra]).num_envs
-    learners = ("rtrl", "tbptt", "feedforward")
-    fps: dict[str, list[float]] = {k: [] for k in learners + ("env_only",)}
+    config = make_config(["--env", args.env, *extra])
+    num_envs = config.num_envs
+    import envs
+    from rtrl_ref.r2ac.network import agent_spec
+
+    with envs.make(args.env, num_envs=1, seed=0) as probe:
+        spec = agent_spec(config, probe)
+    runs = {"rtrl": ("rtrl", []), "tbptt": ("tbptt", []), "feedforward": ("feedforward", []),
+            "rtrl_rerun_stem": ("rtrl", ["--no-reuse-stem"])}
+    fps: dict[str, list[float]] = {k: [] for k in (*runs, "env_only", "sgemm_gflops")}
     for r in range(args.rounds):
-        for learner in learners:
-            fps[learner].append(learner_fps(args.env, learner, args.frames, extra, seed=r))
+        for name, (learner, flags) in runs.items():
+            fps[name].append(learner_fps(args.env, learner, args.frames, extra + flags, seed=r))
         fps["env_only"].append(env_only_fps(args.env, num_envs, args.frames, seed=r))
+        fps["sgemm_gflops"].append(sgemm_flops_per_s() / 1e9)
     med = {k: float(np.median(v)) for k, v in fps.items()}
+    flops = {name: agent_step_flops(spec.stem, spec.obs_shape, spec.features, spec.hidden, spec.num_actions,
+                                    learner, reuse_stem="--no-reuse-stem" not in flags)
+             for name, (learner, flags) in runs.items()}
+    limit = {name: min(med["env_only"], med["sgemm_gflops"] * 1e9 / flops[name]["total"]) for name in runs}
     result = dict(env=args.env, frames=args.frames, rounds=args.rounds, extra_flags=extra, fps=fps,
                   median_fps=med, rtrl_over_tbptt=med["rtrl"] / med["tbptt"],
-                  agent_share_of_wall_time={k: 1 - med[k] / med["env_only"] for k in learners})
-    for k in learners:
-        print(f"{k:12s} {med[k]:8.1f} frames/s   agent share of wall time {result['agent_share_of_wall_time'][k]:.0%}")
-    print(f"{'env only':12s} {med['env_only']:8.1f} frames/s")
-    print(f"rtrl / tbptt throughput: {result['rtrl_over_tbptt']:.2f}")
+                  reuse_speedup=med["rtrl"] / med["rtrl_rerun_stem"], flops_per_agent_step=flops,
+                  limit_fps=limit, fraction_of_limit={k: med[k] / limit[k] for k in runs},
+                  agent_share_of_wall_time={k: 1 - med[k] / med["env_only"] for k in runs})
+    print(f"single-core SGEMM {med['sgemm_gflops']:.1f} GFLOP/s; env only {med['env_only']:.1f} frames/s")
+    for k in runs:
+        print(f"{k:16s} {med[k]:8.1f} frames/s   {flops[k]['total'] / 1e6:7.1f} MFLOP/step   limit "
+              f"{limit[k]:7.1f}   fraction of limit {result['fraction_of_limit'][k]:.2f}   agent share of wall "
+              f"time {result['agent_share_of_wall_time'][k]:.0%}")
+    print(f"rtrl / tbptt throughput: {result['rtrl_over_tbptt']:.2f}; reusing the acting stem pass: "
+          f"{result['reuse_speedup']:.2f}x")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2))

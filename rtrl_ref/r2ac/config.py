@@ -71,6 +71,8 @@ class Config:
     baseline_cost: float = _f(0.5, "weight of the baseline loss 0.5 * sum (v_s - V)^2")
     entropy_cost: float = _f(0.01, "weight of the negative-entropy loss")
     reward_clip: float = _f(1.0, "rewards are clipped to [-reward_clip, reward_clip] in the loss and the core input")
+    reuse_stem: bool = _f(True, "the learner reuses the acting pass's stem activations (the parameters have not "
+                          "changed since acting); --no-reuse-stem runs the stem again (same numbers to round-off)")
     blas_threads: int = _f(1, "BLAS threads for the learner (1 avoids thread pools spinning against the "
                            "environments and Numba; 0 = library default)")
     backend: str = _f("numba", "kernels of the eLSTM forward, BPTT and RTRL: numpy (reference), numba (CPU "
@@ -242,7 +244,7 @@ def describe_config(config: Config) -> str:
 
 # ----------------------------------------------------------------------------- config.json
 
-RESUMABLE = ("total_frames", "progress", "checkpoint_minutes", "log_every", "backend", "blas_threads",
+RESUMABLE = ("total_frames", "progress", "checkpoint_minutes", "log_every", "backend", "blas_threads", "reuse_stem",
              "tensorboard", "eval_every", "eval_episodes")
 
 

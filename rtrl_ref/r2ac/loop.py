@@ -31,10 +31,21 @@ from rtrl_ref.r2ac.core import get_learner
 from rtrl_ref.r2ac.evaluate import evaluate_policy
 from rtrl_ref.r2ac.heads import action_log_probs, sample_actions
 from rtrl_ref.r2ac.loss import actor_critic_loss
-from rtrl_ref.r2ac.network import AgentParams, AgentSpec, act, agent_spec, init_agent, unroll_backward, unroll_forward
+from rtrl_ref.r2ac.network import (
+    AgentParams,
+    AgentSpec,
+    StemPass,
+    act_with_stem,
+    agent_spec,
+    init_agent,
+    join_stem_passes,
+    unroll_backward,
+    unroll_forward,
+)
 from rtrl_ref.r2ac.optim import clip_by_global_norm, global_norm, linear_decay, rmsprop_init, rmsprop_update
 from rtrl_ref.r2ac.plot import plot_runs
 from rtrl_ref.r2ac.runs import CSVLog, RunLock, check_new_run, git_revision, new_run_dir, remove_orphans, truncate_log
+from rtrl_ref.r2ac.stems import get_stem
 from rtrl_ref.r2ac.tree import tree_map
 from rtrl_ref.r2ac.vtrace import vtrace
 
@@ -101,6 +112,8 @@ class Rollout(NamedTuple):
     reset: np.ndarray         # (T + 1, B) obs[t] starts a new episode
     actions: np.ndarray       # (T, B)
     logp: np.ndarray          # (T, B) log-probability of actions under the acting (behaviour) policy
+    stem: StemPass | None = None  # the acting pass's stem over obs (features (T + 1, B, F)), reused by
+                                  # the learner while the parameters are those that acted; None: rerun
 
 
 def fill_none(grads, params):
@@ -114,11 +127,14 @@ def fill_none(grads, params):
 # targets (docs/derivation.md, Eq. 17), the actor-critic loss (Eq. 18), the learner's backward
 # pass (exact RTRL for the eLSTM with --learner rtrl, Eqs. 14-15), a global-norm clip and RMSProp.
 
-def collect_rollout(env, spec: AgentSpec, params, rng: np.random.Generator, last: EnvOutput, c_0, T: int):
+def collect_rollout(env, spec: AgentSpec, params, rng: np.random.Generator, last: EnvOutput, c_0, T: int,
+                    keep_stem: bool = True):
     """Act for T steps from `last` (the environments' latest output) and cell c_0 (B, H).
 
     Returns (rollout, the environments' output after the T actions, the episodes that ended).
     The acting cell is not carried out: the next rollout starts from the learner's state.
+    keep_stem: keep the stem's acting pass (and run it on the bootstrap observation) so that the
+    learner, updating these same parameters, need not run the stem again.
     """
     B = c_0.shape[0]
     obs = np.empty((T + 1, B) + tuple(env.observation_shape), env.observation_dtype)  # (T + 1, B, ...)
@@ -127,17 +143,24 @@ def collect_rollout(env, spec: AgentSpec, params, rng: np.random.Generator, last
     actions = np.empty((T, B), np.int64)                                   # (T, B)
     logp = np.empty((T, B), np.float32)                                    # (T, B)
     finished = []
+    passes = []                                                            # the stem's pass per step
     c_t = c_0
     for t in range(T):
         obs[t], reward[t], reset[t] = last
-        logits, _, c_t = act(spec, params, last.obs, last.reward, last.reset, c_t)   # (B, A)
+        logits, _, c_t, stem_pass = act_with_stem(spec, params, last.obs, last.reward, last.reset, c_t)  # (B, A)
+        if keep_stem:
+            passes.append(stem_pass)
         actions[t] = sample_actions(rng, logits)
         logp[t] = action_log_probs(logits, actions[t])
         step = env.step(actions[t])
         last = EnvOutput(step.obs, step.reward, step.reset)
         finished.extend(step.episodes)
     obs[T], reward[T], reset[T] = last                                     # the bootstrap step
-    return Rollout(obs, reward, reset, actions, logp), last, finished
+    stem = None
+    if keep_stem:
+        passes.append(StemPass(*get_stem(spec.stem).forward(params.stem, last.obs)))
+        stem = join_stem_passes(spec, passes)
+    return Rollout(obs, reward, reset, actions, logp, stem), last, finished
 
 
 def step_rewards_and_discounts(rollout: Rollout, reward_clip: float, discount: float):
@@ -153,7 +176,8 @@ def learner_step(config: Config, spec: AgentSpec, params, opt_state, rollout: Ro
                  update: int = 1):
     """The `update`-th update (1, 2, ...), on an unroll; returns (params, opt_state, state, metrics)."""
     T = rollout.actions.shape[0]
-    logits, values, cache = unroll_forward(spec, params, rollout.obs, rollout.reward, rollout.reset, state)
+    logits, values, cache = unroll_forward(spec, params, rollout.obs, rollout.reward, rollout.reset, state,
+                                           rollout.stem)
     rewards, discounts = step_rewards_and_discounts(rollout, config.reward_clip, config.discount)
     target_logp = action_log_probs(logits[:T], rollout.actions)                    # (T, B)
     vs, pg_adv = vtrace(rollout.logp, target_logp, rewards, discounts, values[:T], values[T])
@@ -429,7 +453,8 @@ def _train(config: Config, env, spec: AgentSpec, params, opt_state, counters: Co
         with stop_requests() as received:
             while counters.frames < config.total_frames and not received:
                 T_k = min(T, -(-(config.total_frames - counters.frames) // B))   # the last update may be shorter
-                rollout, last, finished = collect_rollout(env, spec, params, rng, last, state.c, T_k)
+                rollout, last, finished = collect_rollout(env, spec, params, rng, last, state.c, T_k,
+                                                          keep_stem=config.reuse_stem)
                 stats.add(finished)
                 params, opt_state, state, metrics = learner_step(config, spec, params, opt_state, rollout, state,
                                                                  counters.frames, counters.updates + 1)

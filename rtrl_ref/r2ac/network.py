@@ -86,13 +86,35 @@ def core_input(features, reward, reset, reward_clip: float):
     return np.concatenate([features, r[..., None].astype(features.dtype)], axis=-1)
 
 
+class StemPass(NamedTuple):
+    """The stem's forward pass over some observations: what the learner needs of it."""
+
+    features: np.ndarray      # (..., F)
+    cache: Any                # the stem's cache for its backward pass
+
+
 def act(spec: AgentSpec, params: AgentParams, obs, reward, reset, c_tm1):
     """One acting step for B environments: (logits (B, A), value (B,), c_t (B, H))."""
-    features, _ = get_stem(spec.stem).forward(params.stem, obs)            # (B, F)
+    return act_with_stem(spec, params, obs, reward, reset, c_tm1)[:3]
+
+
+def act_with_stem(spec: AgentSpec, params: AgentParams, obs, reward, reset, c_tm1):
+    """`act`, also returning the step's StemPass (features (B, F)) for the learner to reuse."""
+    features, stem_cache = get_stem(spec.stem).forward(params.stem, obs)   # (B, F)
     x_t = core_input(features, reward, reset, spec.reward_clip)            # (B, I)
     h_t, c_t = get_learner(spec.learner).step(params.core, x_t, reset, c_tm1)
     logits, value, _ = heads_forward(params.heads, h_t)
-    return logits, value, c_t
+    return logits, value, c_t, StemPass(features, stem_cache)
+
+
+def join_stem_passes(spec: AgentSpec, passes: list) -> StemPass | None:
+    """The StemPass over (T + 1, B) observations from T + 1 passes over B each (same parameters);
+    None when the stem cannot join its caches (the learner then runs the stem again)."""
+    join = get_stem(spec.stem).join
+    if join is None:
+        return None
+    features = np.stack([p.features for p in passes])                     # (T + 1, B, F)
+    return StemPass(features, join([p.cache for p in passes], features.shape[:2]))
 
 
 class UnrollCache(NamedTuple):
@@ -102,9 +124,16 @@ class UnrollCache(NamedTuple):
     reset: np.ndarray         # (T + 1, B)
 
 
-def unroll_forward(spec: AgentSpec, params: AgentParams, obs, reward, reset, state: CoreState):
-    """obs (T + 1, B, ...) -> (logits (T + 1, B, A), values (T + 1, B), cache)."""
-    features, stem_cache = get_stem(spec.stem).forward(params.stem, obs)   # (T + 1, B, F)
+def unroll_forward(spec: AgentSpec, params: AgentParams, obs, reward, reset, state: CoreState,
+                   stem_pass: StemPass | None = None):
+    """obs (T + 1, B, ...) -> (logits (T + 1, B, A), values (T + 1, B), cache).
+
+    stem_pass: the stem's pass over these observations with these parameters, if already made
+    (by the acting steps); else the stem runs here.
+    """
+    if stem_pass is None:
+        stem_pass = StemPass(*get_stem(spec.stem).forward(params.stem, obs))
+    features, stem_cache = stem_pass                                       # (T + 1, B, F)
     x = core_input(features, reward, reset, spec.reward_clip)              # (T + 1, B, I)
     h, core_cache = get_learner(spec.learner).forward(params.core, x, reset, state, spec.backend)
     logits, values, heads_cache = heads_forward(params.heads, h)

@@ -389,19 +389,60 @@ def identity_backward(g_features, cache, params: IdentityParams) -> IdentityPara
     return IdentityParams()
 
 
+# ----------------------------------------------------------------------------- joining caches
+# The forward pass over N = N_1 + ... + N_k observations, assembled from k forward passes over
+# N_j observations each (with the same parameters): the acting pass runs the stem one step at a
+# time, and the learner reuses those steps instead of running the stem again over the unroll.
+# Every cached array is row-separable: its rows (axis 0), or the columns of im2col patches
+# (n-major), belong to one observation each.
+
+def _cat(arrays, axis: int = 0):
+    return np.concatenate(list(arrays), axis=axis)
+
+
+def _join_linear_relu(caches: list) -> LinearReLUCache:
+    return LinearReLUCache(LinearCache(_cat(c.linear.x for c in caches)),
+                           ReLUCache(_cat(c.relu.y for c in caches)))
+
+
+def _join_conv_relu(caches: list) -> ConvReLUCache:
+    convs = [c.conv for c in caches]
+    cols = None if convs[0].cols is None else _cat((c.cols for c in convs), axis=1)  # (C*KY*KX, N*OY*OX)
+    conv = ConvCache(_cat(c.x for c in convs), cols, convs[0].stride, convs[0].padding)
+    return ConvReLUCache(conv, ReLUCache(_cat(c.relu.y for c in caches)))
+
+
+def nature_join(caches: list, lead: tuple) -> NatureCache:
+    """One NatureCache for the observations of `caches` in order, with leading dims `lead`."""
+    convs = tuple(_join_conv_relu([c.convs[k] for c in caches]) for k in range(len(NATURE_CONVS)))
+    N = sum(c.flat_shape[0] for c in caches)
+    return NatureCache(convs, (N,) + tuple(caches[0].flat_shape[1:]),
+                       _join_linear_relu([c.fc for c in caches]), tuple(lead))
+
+
+def mlp_join(caches: list, lead: tuple) -> MLPCache:
+    layers = tuple(_join_linear_relu([c.layers[k] for c in caches]) for k in range(len(caches[0].layers)))
+    return MLPCache(layers, tuple(lead))
+
+
+def identity_join(caches: list, lead: tuple) -> None:
+    return None
+
+
 # ----------------------------------------------------------------------------- registry
 
 class Stem(NamedTuple):
     init: Callable       # (rng, obs_shape, out_features=256, dtype=np.float32, **options) -> params
     forward: Callable    # (params, obs) -> (features (..., F), cache)
     backward: Callable   # (g_features, cache, params) -> grads
+    join: Callable | None = None  # (caches of forward passes, lead) -> the cache of one pass over all; None: n/a
 
 
 STEMS = {
-    "nature": Stem(init_nature, nature_forward, nature_backward),
+    "nature": Stem(init_nature, nature_forward, nature_backward, nature_join),
     "impala": Stem(init_impala, impala_forward, impala_backward),
-    "mlp": Stem(init_mlp, mlp_forward, mlp_backward),
-    "identity": Stem(init_identity, identity_forward, identity_backward),
+    "mlp": Stem(init_mlp, mlp_forward, mlp_backward, mlp_join),
+    "identity": Stem(init_identity, identity_forward, identity_backward, identity_join),
 }
 
 
