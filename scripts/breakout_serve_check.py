@@ -43,7 +43,7 @@ def serve_check(steps: int, num_envs: int = 8, seed: int = 0) -> dict:
         actions = rng.integers(0, env.num_actions, num_envs)
         step = env.step(actions)
         for b, game in enumerate(env._games):
-            ball = game.ale.getRAM()[BALL_Y] != 0
+            ball = int(game.ale.getRAM()[BALL_Y] != 0)
             in_play += ball
             if step.reset[b]:
                 episodes += 1
@@ -52,7 +52,8 @@ def serve_check(steps: int, num_envs: int = 8, seed: int = 0) -> dict:
     lives_lost = episodes - games
     env.close()
     return dict(agent_steps=steps * num_envs, episodes=episodes, games=games, lives_lost=lives_lost,
-                episodes_starting_with_ball_in_play=served, ball_in_play_fraction=in_play / (steps * num_envs))
+                episodes_starting_with_ball_in_play=served,
+                agent_steps_without_ball=steps * num_envs - in_play, ball_in_play_fraction=in_play / (steps * num_envs))
 
 
 def main(argv=None) -> int:
