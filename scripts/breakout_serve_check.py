@@ -32,8 +32,8 @@ import envs
 BALL_Y = 101                   # Breakout RAM byte: ball height, 0 while no ball is on the screen
 
 
-def serve_check(steps: int, num_envs: int = 8, seed: int = 0) -> dict:
-    env = envs.make("atari:Breakout", num_envs=num_envs, seed=seed)
+def serve_check(steps: int, num_envs: int = 8, seed: int = 0, spec: str = "atari:Breakout") -> dict:
+    env = envs.make(spec, num_envs=num_envs, seed=seed)
     if not hasattr(env, "_games"):
         raise SystemExit("needs the python chain (atari:Breakout?backend=python, the paper protocol's default)")
     rng = np.random.default_rng(seed)
@@ -61,9 +61,11 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=5000, help="agent steps per environment")
     parser.add_argument("--num-envs", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--env", default="atari:Breakout", help="the Breakout spec (e.g. ?fire_reset=false to see "
+                        "what the check reports without FIRE)")
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = parser.parse_args(argv)
-    result = serve_check(args.steps, args.num_envs, args.seed)
+    result = serve_check(args.steps, args.num_envs, args.seed, args.env)
     for key, value in result.items():
         print(f"{key:40s} {value:.4g}" if isinstance(value, float) else f"{key:40s} {value}")
     if args.json:
