@@ -55,7 +55,7 @@ def run_check(capsys, case, candidate, *extra):
 
 
 def test_golden_set_is_small_and_complete():
-    files = sorted(GOLDEN_DIR.glob("*"))
+    files = sorted(f for f in GOLDEN_DIR.glob("*") if not f.name.startswith("layer-"))   # v1 model cases
     total = sum(f.stat().st_size for f in files)
     assert total < 500_000, f"golden set: expected a few hundred KB, got {total} bytes"
     metas = [load_case(s.name).meta for s in GOLDEN]
@@ -201,7 +201,7 @@ def test_optional_outputs_and_every_step_traces(tmp_path):
     minimal = {n: ref[n] for n in schema.REQUIRED}
     minimal["trace_W_z"] = ref["trace_W_z"]                             # (T, ...) is accepted
     minimal["extra_thing"] = np.zeros(3)
-    rep = check_candidate(case, minimal)
+    rep = check_candidate(case, minimal, lenient=True)     # strict by default (test_oracle_v2.py)
     assert rep.ok, rep.to_text()
     assert "trace_W_z" in [t.name for t in rep.tensors] and rep.ignored == ["extra_thing"]
     assert "grad_x" in rep.not_provided

@@ -1,25 +1,40 @@
 """The oracle: case files with inputs and reference outputs, and a checker for other code.
 
-    schema   the case schema (version 1): array names, shapes, roles, tolerances, checksums
-    io       deterministic .npz/.json writing; safe reading (no pickle, MalformedInput)
-    case     Case, load_case (validated against the schema and the checksums)
-    make     CaseSpec, GOLDEN, make_case, write_case, compute_outputs (the NumPy reference)
-    check    check_candidate, check_callable, check_files: per-tensor errors and the first
-             diverging step and element
+    schema    the case schemas: model cases (version 1) and layer cases (version 2, the recurrent
+              layer alone): array names, shapes, roles, tolerances, checksums
+    io        deterministic .npz/.json writing; safe reading (no pickle, MalformedInput; names
+              torch.save files)
+    case      Case, load_case (validated against the schema and the checksums)
+    make      CaseSpec, GOLDEN, LAYER_GOLDEN, make_case, write_case, compute_outputs,
+              layer_outputs, traces_at (the NumPy reference)
+    check     check_candidate, check_callable, check_files: per-tensor errors, the first diverging
+              step and element (traces at any steps), strict names
+    diagnose  names common mistakes of a failing candidate (scale, sign, transpose, swap, time shift)
+    fuzz      live fuzzing of a layer callable with Hypothesis, shrinking, a case file to replay
 
-CLI: python -m verify.oracle {make,check,list,reference} (see docs/oracle.md).
+CLI: python -m verify.oracle {make,check,list,reference,fuzz} (see docs/oracle.md).
 """
 
 from verify.oracle.case import GOLDEN_DIR, Case, load_case
 from verify.oracle.check import CheckReport, check_callable, check_candidate, check_files
 from verify.oracle.io import MalformedInput
-from verify.oracle.make import GOLDEN, CaseSpec, compute_outputs, make_case, write_case
-from verify.oracle.schema import SCHEMA_VERSION
+from verify.oracle.make import (
+    GOLDEN,
+    LAYER_GOLDEN,
+    CaseSpec,
+    compute_outputs,
+    layer_outputs,
+    make_case,
+    traces_at,
+    write_case,
+)
+from verify.oracle.schema import LAYER_SCHEMA_VERSION, SCHEMA_VERSION
 
 __all__ = [
     "GOLDEN_DIR", "Case", "load_case",
     "CheckReport", "check_callable", "check_candidate", "check_files",
     "MalformedInput",
-    "GOLDEN", "CaseSpec", "compute_outputs", "make_case", "write_case",
-    "SCHEMA_VERSION",
+    "GOLDEN", "LAYER_GOLDEN", "CaseSpec", "compute_outputs", "layer_outputs", "make_case",
+    "traces_at", "write_case",
+    "SCHEMA_VERSION", "LAYER_SCHEMA_VERSION",
 ]

@@ -1,10 +1,13 @@
-"""python -m verify.oracle {make,check,list,reference}: oracle cases and the checker.
+"""python -m verify.oracle {make,check,list,reference,fuzz}: oracle cases and the checker.
 
-    make       write cases (one from options, or the golden set with --golden)
+    make       write cases (one from options, --kind model or layer; or the golden sets with --golden)
     check      compare a candidate .npz with a case; exit 0 pass, 1 mismatch, 2 malformed input
+               (unknown array names included, unless --lenient)
     list       the golden cases
     reference  write our NumPy reference's own outputs for a case, in the candidate format
                (a template of what a candidate file holds)
+    fuzz       MODULE:CALLABLE: search for a layer case the callable fails, shrink it, write it;
+               with --case, run the callable on one layer case (the reproduction)
 """
 
 from __future__ import annotations
@@ -18,7 +21,17 @@ from verify.oracle import schema
 from verify.oracle.case import GOLDEN_DIR, load_case
 from verify.oracle.check import EXIT_MALFORMED, EXIT_MISMATCH, EXIT_OK, check_files
 from verify.oracle.io import MalformedInput, write_npz
-from verify.oracle.make import GOLDEN, RESETS, CaseSpec, compute_outputs, make_case, write_case
+from verify.oracle.make import (
+    GOLDEN,
+    KINDS,
+    LAYER_GOLDEN,
+    RESETS,
+    CaseSpec,
+    compute_outputs,
+    layer_outputs,
+    make_case,
+    write_case,
+)
 from verify.problem import REGIMES
 
 
@@ -30,7 +43,10 @@ def parser() -> argparse.ArgumentParser:
     mk = sub.add_parser("make", help="write oracle cases (NAME.npz + NAME.json)")
     mk.add_argument("--out", default=None, help="output folder (default: . ; "
                     "with --golden: verify/golden)")
-    mk.add_argument("--golden", action="store_true", help="write the golden set")
+    mk.add_argument("--golden", action="store_true", help="write the golden sets (model and layer)")
+    mk.add_argument("--kind", choices=KINDS, default="model",
+                    help="model: with output gate, readout and loss (schema v1); layer: the "
+                         "recurrent layer alone, g_c given (schema v2)")
     mk.add_argument("--name", default="case")
     for k, v in (("T", 16), ("B", 2), ("I", 3), ("H", 4), ("K", 3)):
         mk.add_argument(f"--{k}", type=int, default=v, help=f"size {k} (default {v})")
@@ -49,24 +65,38 @@ def parser() -> argparse.ArgumentParser:
     ck.add_argument("--require", default="", help="extra outputs that must be present "
                     "(comma separated), or 'all'")
     ck.add_argument("--json", default=None, help="also write the report as JSON here")
+    ck.add_argument("--lenient", action="store_true",
+                    help="list unknown candidate array names as ignored instead of refusing them")
 
     sub.add_parser("list", help="list the golden cases")
 
     rf = sub.add_parser("reference", help="write the NumPy reference's outputs as a candidate")
     rf.add_argument("case")
     rf.add_argument("--out", required=True)
+
+    fz = sub.add_parser("fuzz", help="search for a layer case a candidate callable fails")
+    fz.add_argument("target", help="MODULE:CALLABLE of the layer protocol, e.g. "
+                    "verify.adapters.numpy_layer:layer (see docs/oracle.md)")
+    fz.add_argument("--max-examples", type=int, default=200, help="drawn cases (default 200)")
+    fz.add_argument("--seed", type=int, default=0, help="Hypothesis seed (default 0)")
+    fz.add_argument("--out", default="oracle-fuzz", help="folder for the minimal failing case "
+                    "(default: oracle-fuzz)")
+    fz.add_argument("--step", action="store_true", help="the callable is of the step form "
+                    "step(params, x_t, reset_t, c_tm1, traces_tm1) -> (c_t, traces_t)")
+    fz.add_argument("--case", default=None, help="run the callable on this layer case only and "
+                    "print the report (the reproduction of a fuzz failure)")
     return ap
 
 
 def cmd_make(args) -> int:
     if args.golden:
         out = Path(args.out) if args.out else GOLDEN_DIR
-        specs = GOLDEN
+        specs = GOLDEN + LAYER_GOLDEN
     else:
         out = Path(args.out or ".")
         specs = (CaseSpec(args.name, args.T, args.B, args.I, args.H, args.K, args.dtype,
                           args.seed, args.regime, args.resets, args.trace_steps,
-                          args.description),)
+                          args.description, args.kind),)
     for spec in specs:
         try:
             js, npz = write_case(make_case(spec), out)
@@ -83,7 +113,7 @@ def cmd_make(args) -> int:
 def cmd_check(args) -> int:
     require = "all" if args.require == "all" else tuple(n for n in args.require.split(",") if n)
     try:
-        report = check_files(args.case, args.candidate, require)
+        report = check_files(args.case, args.candidate, require, args.lenient)
     except (MalformedInput, ValueError) as e:
         print(f"malformed input: {e}", file=sys.stderr)
         return EXIT_MALFORMED
@@ -104,9 +134,9 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def cmd_list(args) -> int:
-    for spec in GOLDEN:
-        print(f"{spec.name:<16} {spec.dtype}  T={spec.T} B={spec.B} I={spec.I} H={spec.H}  "
-              f"{spec.description}")
+    for spec in GOLDEN + LAYER_GOLDEN:
+        print(f"{spec.name:<20} {spec.kind:<5} {spec.dtype}  T={spec.T} B={spec.B} I={spec.I} "
+              f"H={spec.H}  {spec.description}")
     print(f"(files in {GOLDEN_DIR})")
     return EXIT_OK
 
@@ -119,7 +149,12 @@ def cmd_reference(args) -> int:
         return EXIT_MALFORMED
     try:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        write_npz(Path(args.out), compute_outputs(case.problem, case.trace_steps))
+        if case.kind.name == "layer":
+            a = case.arrays
+            outputs = layer_outputs(case.params, a["x"], a["reset"], a["c_0"], a["g_c"], case.trace_steps)
+        else:
+            outputs = compute_outputs(case.problem, case.trace_steps)
+        write_npz(Path(args.out), outputs)
     except OSError as e:
         print(f"--out {args.out}: cannot write it ({e.strerror or e})", file=sys.stderr)
         return EXIT_MALFORMED
@@ -127,10 +162,47 @@ def cmd_reference(args) -> int:
     return EXIT_OK
 
 
+def cmd_fuzz(args) -> int:
+    from verify.oracle.fuzz import case_name, from_step, fuzz, load_target, run_on_case
+
+    try:
+        fn = load_target(args.target)
+    except ValueError as e:
+        print(f"fuzz: {e}", file=sys.stderr)
+        return EXIT_MALFORMED
+    if args.case is not None:
+        try:
+            case = load_case(args.case)
+        except MalformedInput as e:
+            print(f"malformed input: {e}", file=sys.stderr)
+            return EXIT_MALFORMED
+        if case.kind.name != "layer":
+            print(f"fuzz --case: expected a layer case (schema version 2), got a {case.kind.name} "
+                  f"case {args.case}", file=sys.stderr)
+            return EXIT_MALFORMED
+        report, error = run_on_case(from_step(fn) if args.step else fn, case)
+        print(report.to_text() if report is not None else f"FAIL: {error}")
+        return EXIT_OK if report is not None and report.ok else EXIT_MISMATCH
+    if args.max_examples < 1:
+        print(f"fuzz: --max-examples: expected an integer >= 1, got {args.max_examples}", file=sys.stderr)
+        return EXIT_MALFORMED
+    try:
+        result = fuzz(fn, args.max_examples, args.seed, Path(args.out), case_name(args.target), args.target,
+                      args.step)
+    except OSError as e:
+        print(f"fuzz: --out {args.out}: cannot write the case ({e.strerror or e})", file=sys.stderr)
+        return EXIT_MALFORMED
+    except ImportError as e:
+        print(f"fuzz: needs Hypothesis (pip install hypothesis), got: {e}", file=sys.stderr)
+        return EXIT_MALFORMED
+    print(result.to_text())
+    return EXIT_OK if result.ok else EXIT_MISMATCH
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     return {"make": cmd_make, "check": cmd_check, "list": cmd_list,
-            "reference": cmd_reference}[args.command](args)
+            "reference": cmd_reference, "fuzz": cmd_fuzz}[args.command](args)
 
 
 if __name__ == "__main__":

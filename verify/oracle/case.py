@@ -1,4 +1,8 @@
-"""A loaded oracle case: metadata + arrays, validated against the schema and its checksums."""
+"""A loaded oracle case: metadata + arrays, validated against its schema and its checksums.
+
+A case is of one kind (`schema.Kind`): a model case (schema version 1) or a layer case (schema
+version 2, "kind": "layer"). `Case.kind` tells which; everything else reads the kind's arrays.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,15 @@ GOLDEN_DIR = Path(__file__).resolve().parent.parent / "golden"
 
 class Case(NamedTuple):
     meta: dict
-    arrays: dict          # name -> np.ndarray, every array of schema.SPECS
+    arrays: dict          # name -> np.ndarray, every array of the kind's specs
+
+    @property
+    def kind(self) -> schema.Kind:
+        kind = schema.kind_of(self.meta)
+        if kind is None:
+            raise MalformedInput(f"case: schema_version/kind: expected 1, or 2 with kind 'layer', got "
+                                 f"{self.meta.get('schema_version')!r}/{self.meta.get('kind')!r}")
+        return kind
 
     @property
     def name(self) -> str:
@@ -40,18 +52,26 @@ class Case(NamedTuple):
         return dict(self.meta["tolerance"])
 
     @property
+    def params(self) -> ELSTMParams:
+        """The six eLSTM parameters (in the case dtype)."""
+        return ELSTMParams(*(self.arrays[f] for f in schema.ELSTM_FIELDS))
+
+    @property
     def problem(self) -> Problem:
-        """The case's inputs as a verify.problem.Problem (in the case dtype)."""
+        """The case's inputs as a verify.problem.Problem (in the case dtype; model cases only)."""
+        if self.kind is not schema.MODEL:
+            raise ValueError(f"case {self.name}: expected a model case (schema version 1) for "
+                             f".problem, got a {self.kind.name} case; use .params and .inputs()")
         a = self.arrays
         return Problem(ELSTMParams(*(a[f] for f in schema.ELSTM_FIELDS)),
                        OutGateParams(a["W_o"], a["b_o"]), a["V"], a["x"], a["reset"],
                        a["c_0"], a["y"])
 
     def inputs(self) -> dict:
-        return {n: self.arrays[n] for n in schema.INPUTS}
+        return {n: self.arrays[n] for n in self.kind.inputs}
 
     def reference(self) -> dict:
-        return {n: self.arrays[n] for n in schema.OUTPUTS}
+        return {n: self.arrays[n] for n in self.kind.outputs}
 
 
 def case_paths(path) -> tuple[Path, Path]:
@@ -80,38 +100,43 @@ def validate_meta(meta: dict, where) -> None:
     if meta.get("schema") != schema.SCHEMA:
         raise MalformedInput(f"case {where}: expected schema {schema.SCHEMA!r}, "
                              f"got {meta.get('schema')!r}")
-    if meta.get("schema_version") != schema.SCHEMA_VERSION:
+    kind = schema.kind_of(meta)
+    if kind is None:
+        version = meta.get("schema_version")
+        kind_note = f" with kind {meta.get('kind')!r}" if version == schema.LAYER_SCHEMA_VERSION else ""
         raise MalformedInput(f"case {where}: expected schema_version {schema.SCHEMA_VERSION}, "
-                             f"got {meta.get('schema_version')!r} (this checker reads version "
-                             f"{schema.SCHEMA_VERSION} only)")
+                             f"got {version!r}{kind_note} (this checker reads version "
+                             f"{schema.SCHEMA_VERSION}, model cases, and version "
+                             f"{schema.LAYER_SCHEMA_VERSION} with kind 'layer')")
     if meta.get("dtype") not in schema.DEFAULT_TOLERANCE:
         raise MalformedInput(f"case {where}: dtype: expected one of "
                              f"{sorted(schema.DEFAULT_TOLERANCE)}, got {meta.get('dtype')!r}")
     sizes = meta.get("sizes")
     if not isinstance(sizes, dict):
         raise MalformedInput(f"case {where}: sizes: expected an object, got {sizes!r}")
-    for k in ("T", "B", "I", "H", "K", "N"):
+    for k in kind.size_keys:
         v = sizes.get(k)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise MalformedInput(f"case {where}: sizes.{k}: expected an integer >= 1, got {v!r}")
     tol = meta.get("tolerance")
     if not isinstance(tol, dict) or any(not isinstance(tol.get(g), (int, float)) or tol[g] <= 0
-                                        for g in schema.GROUPS):
+                                        for g in kind.groups):
         raise MalformedInput(f"case {where}: tolerance: expected a positive number for each of "
-                             f"{schema.GROUPS}, got {tol!r}")
+                             f"{kind.groups}, got {tol!r}")
     if not isinstance(meta.get("arrays"), dict):
         raise MalformedInput(f"case {where}: arrays: expected an object of checksums")
 
 
 def validate_arrays(meta: dict, arrays: dict, where) -> None:
     sizes, dtype = meta["sizes"], np.dtype(meta["dtype"])
-    missing = [n for n in schema.BY_NAME if n not in arrays]
+    kind = schema.kind_of(meta)
+    missing = [n for n in kind.by_name if n not in arrays]
     if missing:
         raise MalformedInput(f"case {where}: missing arrays {missing}")
-    extra = sorted(set(arrays) - set(schema.BY_NAME))
+    extra = sorted(set(arrays) - set(kind.by_name))
     if extra:
         raise MalformedInput(f"case {where}: unexpected arrays {extra}")
-    for spec in schema.SPECS:
+    for spec in kind.specs:
         a = arrays[spec.name]
         want = schema.expected_shape(spec, sizes)
         if a.shape != want:

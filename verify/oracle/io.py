@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+SAVEZ_FIX = ("Fix: numpy.savez(PATH, **{k: v.detach().cpu().numpy() for k, v in out.items()}) "
+             "(or np.asarray(v) for JAX arrays)")
 
 
 class MalformedInput(Exception):
@@ -49,9 +51,12 @@ def read_npz(path: Path, what: str) -> dict:
                              f"got a single .npy array in {path}")
     if head.startswith(b"\x80"):
         raise MalformedInput(f"{what}: {path} holds a pickled object (pickles are refused; "
-                             f"store plain numeric arrays with numpy.savez)")
+                             f"store plain numeric arrays with numpy.savez). {SAVEZ_FIX}")
     if not head.startswith(b"PK"):
         raise MalformedInput(f"{what}: {path} is not an .npz archive (no zip signature)")
+    if _torch_save_zip(path):
+        raise MalformedInput(f"{what}: {path} was written by torch.save (a zip holding data.pkl, a "
+                             f"pickle; pickles are refused). {SAVEZ_FIX}")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
@@ -67,6 +72,15 @@ def read_npz(path: Path, what: str) -> dict:
     if bad:
         raise MalformedInput(f"{what}: {path}: members {bad} are not .npy arrays")
     return arrays
+
+
+def _torch_save_zip(path: Path) -> bool:
+    """A zip archive in torch.save's format: a member named data.pkl (ARCHIVE/data.pkl)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(n == "data.pkl" or n.endswith("/data.pkl") for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return False
 
 
 def write_json(path: Path, meta: dict) -> Path:

@@ -9,6 +9,14 @@ float64) and rounded to the case dtype, so a float32 case carries no float32 rou
     gradients   grad_*               full BPTT (verify.problem.bptt_grads); the RTRL gradient
                                      sum_t sum_b g_c * trace must agree, or no case is written
 
+Layer cases (schema version 2, `kind="layer"`) hold the recurrent layer alone: the immediate
+gradients g_c are drawn (an input), and the outputs are
+
+    forward     c                    rtrl_ref.elstm_forward
+    traces      trace_*, final_*     the step form (`traces_at`)
+    gradients   grad_*               rtrl_ref.bptt of sum_t <g_c[t], c_t>; the RTRL gradient
+                                     must agree, or no case is written
+
 Generation is deterministic: the same arguments give byte-identical arrays (and files).
 """
 
@@ -19,9 +27,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rtrl_ref.bptt import bptt
 from rtrl_ref.cell import cache_at
 from rtrl_ref.out_gate import out_gate
-from rtrl_ref.traces import grads_from_traces, reset_state, trace_step, zero_traces
+from rtrl_ref.params import ELSTMParams
+from rtrl_ref.traces import Traces, grads_from_traces, reset_state, trace_step, zero_traces
+from rtrl_ref.unroll import elstm_forward
 from verify.compare import rel_error
 from verify.oracle import schema
 from verify.oracle.case import Case
@@ -47,8 +58,13 @@ class CaseSpec(NamedTuple):
     resets: str = "random"
     trace_steps: str = "auto"      # all | sparse | auto (all when T <= 64)
     description: str = ""
+    kind: str = "model"            # model (schema version 1) | layer (schema version 2)
 
     def command(self) -> str:
+        if self.kind == "layer":
+            return (f"python -m verify.oracle make --kind layer --name {self.name} --T {self.T} "
+                    f"--B {self.B} --I {self.I} --H {self.H} --dtype {self.dtype} --seed {self.seed} "
+                    f"--regime {self.regime} --resets {self.resets} --trace-steps {self.trace_steps}")
         return (f"python -m verify.oracle make --name {self.name} --T {self.T} --B {self.B} "
                 f"--I {self.I} --H {self.H} --K {self.K} --dtype {self.dtype} --seed {self.seed} "
                 f"--regime {self.regime} --resets {self.resets} --trace-steps {self.trace_steps}")
@@ -70,6 +86,25 @@ GOLDEN = (
              resets="sparse", description="as long-f64 in float32"),
 )
 
+# Layer-level golden cases (schema version 2): the same regimes as GOLDEN, the layer alone.
+LAYER_GOLDEN = (
+    CaseSpec("layer-basic-f64", 16, 3, 4, 5, seed=21, resets="random", kind="layer",
+             description="layer only: ordinary gates, random resets (p=0.2 per step and row)"),
+    CaseSpec("layer-basic-f32", 16, 3, 4, 5, dtype="float32", seed=22, resets="random", kind="layer",
+             description="layer only: ordinary gates, random resets, float32"),
+    CaseSpec("layer-saturated-f64", 24, 2, 3, 4, seed=23, regime="saturated", resets="middle",
+             kind="layer", description="layer only: saturated gates, every row reset at T/2"),
+    CaseSpec("layer-saturated-f32", 24, 2, 3, 4, dtype="float32", seed=24, regime="saturated",
+             resets="middle", kind="layer",
+             description="layer only: saturated gates, every row reset at T/2, float32"),
+    CaseSpec("layer-long-f64", 1000, 1, 2, 3, seed=25, regime="forget_open", resets="sparse",
+             kind="layer", description="layer only: T=1000 with f near 1, resets at 2T/5 and 3T/4; "
+                                       "traces at stated steps"),
+    CaseSpec("layer-long-f32", 1000, 1, 2, 3, dtype="float32", seed=26, regime="forget_open",
+             resets="sparse", kind="layer", description="as layer-long-f64 in float32"),
+)
+KINDS = ("model", "layer")
+
 
 def check_spec(spec: CaseSpec) -> CaseSpec:
     for k in ("T", "B", "I", "H", "K"):
@@ -84,6 +119,8 @@ def check_spec(spec: CaseSpec) -> CaseSpec:
         raise ValueError(f"regime: expected one of {REGIMES}, got {spec.regime!r}")
     if spec.resets not in RESETS:
         raise ValueError(f"resets: expected one of {RESETS}, got {spec.resets!r}")
+    if spec.kind not in KINDS:
+        raise ValueError(f"kind: expected one of {KINDS}, got {spec.kind!r}")
     if spec.trace_steps not in ("all", "sparse", "auto"):
         raise ValueError(f"trace_steps: expected all, sparse or auto, got {spec.trace_steps!r}")
     if not spec.name or any(ch in spec.name for ch in "/\\ ") or spec.name.startswith("."):
@@ -150,9 +187,115 @@ def compute_outputs(prob: Problem, trace_steps: np.ndarray) -> dict:
     return {n: np.asarray(out[n], dtype, order="C") for n in schema.OUTPUTS}
 
 
+def traces_at(p: ELSTMParams, x, reset, c_0, steps) -> tuple[dict, dict]:
+    """The RTRL traces of the NumPy reference at the given steps, in the inputs' dtype.
+
+    Returns ({"trace_W_z": (M, B, H, I), ...}, {"final_trace_W_z": (B, H, I), ...}) for the M
+    steps `steps` (increasing, in [0, T)): the step form, reset_state then trace_step, each step.
+    """
+    _, traj = elstm_forward(p, x, reset, c_0)
+    T, B, I = x.shape
+    H = p.W_z.shape[0]
+    traces = zero_traces(B, H, I, x.dtype)
+    keep = set(int(s) for s in steps)
+    stored = {f: [] for f in schema.ELSTM_FIELDS}
+    for t in range(T):
+        traces = trace_step(reset_state(traces, reset[t]), cache_at(traj, t))
+        if t in keep:
+            for f in schema.ELSTM_FIELDS:
+                stored[f].append(getattr(traces, f))
+    empty = {f: (0, B, H, I) if f in ("W_z", "W_f") else (0, B, H) for f in schema.ELSTM_FIELDS}
+    at = {f"trace_{f}": np.stack(v) if v else np.zeros(empty[f], x.dtype) for f, v in stored.items()}
+    final = {f"final_trace_{f}": getattr(traces, f) for f in schema.ELSTM_FIELDS}
+    return at, final
+
+
+def layer_outputs(p: ELSTMParams, x, reset, c_0, g_c, trace_steps) -> dict:
+    """Every output of a layer case, in the inputs' dtype (the NumPy reference).
+
+    c from elstm_forward; the gradients of sum_t <g_c[t], c_t> by rtrl_ref.bptt; traces by the
+    step form at trace_steps. The RTRL gradient sum_t sum_b g_c * trace must agree with BPTT.
+    """
+    c, traj = elstm_forward(p, x, reset, c_0)                         # (T, B, H)
+    back = bptt(p, traj, reset, g_c)
+    T = x.shape[0]
+    at, final = traces_at(p, x, reset, c_0, np.arange(T))
+    rtrl = [np.zeros_like(a) for a in p]                              # ELSTMParams fields
+    for t in range(T):
+        traces_t = Traces(*(at[f"trace_{f}"][t] for f in schema.ELSTM_FIELDS))
+        rtrl = [a + b for a, b in zip(rtrl, grads_from_traces(g_c[t], traces_t))]
+    worst = max(rel_error(a, b) for a, b in zip(rtrl, back.grads))
+    if worst > (1e-9 if x.dtype == np.float64 else 1e-3):
+        raise RuntimeError(f"oracle: the reference RTRL and BPTT gradients disagree "
+                           f"(rel {worst:.2e}); refusing to write a case")
+    steps = np.asarray(trace_steps, np.int64)
+    out = {"c": c}
+    out.update({n: a[steps] for n, a in at.items()})
+    out.update(final)
+    out.update({f"grad_{f}": getattr(back.grads, f) for f in schema.ELSTM_FIELDS})
+    out.update(grad_x=back.g_x, grad_c_0=back.g_c0)
+    return {n: np.asarray(out[n], x.dtype, order="C") for n in schema.LAYER.outputs}
+
+
+def draw_g_c(seed: int, T: int, B: int, H: int) -> np.ndarray:
+    """(T, B, H) immediate gradients of a layer case, N(0, 1), from their own stream of `seed`."""
+    return np.random.default_rng([seed, 2]).standard_normal((T, B, H))   # (T, B, H)
+
+
+def layer_case_from_arrays(name: str, p: ELSTMParams, x, reset, c_0, g_c, trace_steps=None,
+                           description: str = "", generator: dict | None = None) -> Case:
+    """A layer case from given inputs (in their dtype); references in float64, rounded."""
+    dtype = np.dtype(x.dtype)
+    if dtype.name not in schema.LAYER_TOLERANCE:
+        raise ValueError(f"x: expected dtype float32 or float64, got {dtype}")
+    T, B, I = x.shape
+    H = p.W_z.shape[0]
+    reset = np.asarray(reset, bool)
+    trace_steps = np.arange(T, dtype=np.int64) if trace_steps is None else np.asarray(trace_steps, np.int64)
+    f64 = np.float64
+    outputs = layer_outputs(p.astype(f64), x.astype(f64), reset, c_0.astype(f64), g_c.astype(f64),
+                            trace_steps)
+    arrays = {f: getattr(p, f) for f in schema.ELSTM_FIELDS}
+    arrays.update(x=x, reset=reset, c_0=c_0, g_c=g_c, trace_steps=trace_steps)
+    arrays = {n: np.asarray(arrays[n], order="C") for n in schema.LAYER.inputs}
+    arrays.update({n: outputs[n].astype(dtype) for n in schema.LAYER.outputs})
+    sizes = dict(T=T, B=B, I=I, H=H, N=int(trace_steps.size))
+    meta = {
+        "schema": schema.SCHEMA,
+        "schema_version": schema.LAYER_SCHEMA_VERSION,
+        "kind": "layer",
+        "name": name,
+        "description": description,
+        "dtype": dtype.name,
+        "sizes": sizes,
+        "generator": dict(generator or {}, reference="computed in float64, rounded to the case dtype"),
+        "contract": "the recurrent layer alone: given the parameters, x, reset, c_0 and the "
+                    "immediate gradients g_c, give c, the six eLSTM gradients and optionally traces",
+        "conventions": schema.LAYER_CONVENTIONS,
+        "tolerance": schema.LAYER_TOLERANCE[dtype.name],
+        "arrays": {n: schema.array_entry(n, a, schema.LAYER) for n, a in arrays.items()},
+    }
+    return Case(meta, arrays)
+
+
+def make_layer_case(spec: CaseSpec) -> Case:
+    """A layer case: inputs from spec.seed (as make_case) plus drawn immediate gradients g_c."""
+    dtype = np.dtype(spec.dtype)
+    resets = sparse_resets(spec.T, spec.B) if spec.resets == "sparse" else spec.resets
+    drawn = make_problem(spec.seed, spec.T, spec.B, spec.I, spec.H, 2, np.float64, spec.regime, resets)
+    g_c = draw_g_c(spec.seed, spec.T, spec.B, spec.H).astype(dtype)  # (T, B, H)
+    trace_steps = select_trace_steps(spec.T, drawn.reset, spec.trace_steps)   # (N,)
+    generator = {"seed": spec.seed, "regime": spec.regime, "resets": spec.resets,
+                 "trace_steps": spec.trace_steps, "command": spec.command()}
+    return layer_case_from_arrays(spec.name, drawn.p.astype(dtype), drawn.x.astype(dtype), drawn.reset,
+                                  drawn.c_0.astype(dtype), g_c, trace_steps, spec.description, generator)
+
+
 def make_case(spec: CaseSpec) -> Case:
     """Inputs from spec.seed, reference outputs computed in float64, arrays in spec.dtype."""
     spec = check_spec(spec)
+    if spec.kind == "layer":
+        return make_layer_case(spec)
     dtype = np.dtype(spec.dtype)
     resets = sparse_resets(spec.T, spec.B) if spec.resets == "sparse" else spec.resets
     drawn = make_problem(spec.seed, spec.T, spec.B, spec.I, spec.H, spec.K, np.float64,
@@ -188,6 +331,6 @@ def write_case(case: Case, out_dir) -> tuple[Path, Path]:
     """Write NAME.npz and NAME.json into out_dir (created if needed)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    npz = write_npz(out / f"{case.name}.npz", {n: case.arrays[n] for n in schema.BY_NAME})
+    npz = write_npz(out / f"{case.name}.npz", {n: case.arrays[n] for n in case.kind.by_name})
     js = write_json(out / f"{case.name}.json", case.meta)
     return js, npz

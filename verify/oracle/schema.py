@@ -1,4 +1,12 @@
-"""The oracle case schema (version 1): which arrays a case holds, their shapes, and checksums.
+"""The oracle case schemas: which arrays a case holds, their shapes, and checksums.
+
+Two kinds of case (`Kind`):
+
+    MODEL  schema version 1: the eLSTM with an output gate, a readout and a loss; the candidate
+           gives c, h, the loss and the gradients (the module constants SPECS, BY_NAME, ...)
+    LAYER  schema version 2, "kind": "layer": the recurrent layer alone; the inputs include the
+           immediate gradients g_c, the candidate gives c, optionally traces, and the six eLSTM
+           gradients of sum_t <g_c[t], c_t> through the recurrence
 
 A case is two files beside each other:
 
@@ -17,6 +25,8 @@ import hashlib
 from typing import NamedTuple
 
 import numpy as np
+
+from verify.compare import tolerance
 
 SCHEMA = "rtrl_ref-oracle-case"
 SCHEMA_VERSION = 1
@@ -107,6 +117,113 @@ CONVENTIONS = {
 }
 
 
+# --------------------------------------------------------------------------------------------
+# Layer-level cases (schema version 2): the recurrent layer's own contract
+
+LAYER_SCHEMA_VERSION = 2
+LAYER_GROUPS = ("forward", "traces", "grads")
+
+
+def _layer_specs() -> tuple[ArraySpec, ...]:
+    s = [ArraySpec(f, PARAM_DIMS[f], FLOAT, "input", "", False) for f in ELSTM_FIELDS]
+    s += [
+        ArraySpec("x", ("T", "B", "I"), FLOAT, "input", "", False),
+        ArraySpec("reset", ("T", "B"), BOOL, "input", "", False),
+        ArraySpec("c_0", ("B", "H"), FLOAT, "input", "", False),
+        ArraySpec("g_c", ("T", "B", "H"), FLOAT, "input", "", False),
+        ArraySpec("trace_steps", ("N",), INT, "input", "", False),
+        ArraySpec("c", ("T", "B", "H"), FLOAT, "output", "forward", True),
+    ]
+    for f in ELSTM_FIELDS:
+        s.append(ArraySpec(f"trace_{f}", ("N",) + TRACE_DIMS[f], FLOAT, "output", "traces", False))
+    for f in ELSTM_FIELDS:
+        s.append(ArraySpec(f"final_trace_{f}", TRACE_DIMS[f], FLOAT, "output", "traces", False))
+    for f in ELSTM_FIELDS:
+        s.append(ArraySpec(f"grad_{f}", PARAM_DIMS[f], FLOAT, "output", "grads", True))
+    s += [
+        ArraySpec("grad_x", ("T", "B", "I"), FLOAT, "output", "grads", False),
+        ArraySpec("grad_c_0", ("B", "H"), FLOAT, "output", "grads", False),
+    ]
+    return tuple(s)
+
+
+LAYER_SPECS: tuple[ArraySpec, ...] = _layer_specs()
+
+# A float32 layer candidate is a float32 computation judged against the float64 reference: its
+# traces and gradients carry float32 round-off amplified by saturated gates (1 - z_t^2 of a
+# saturated z_t), so they get the project's float32-vs-float64 tolerance (verify.compare).
+LAYER_TOLERANCE = {
+    "float64": {"forward": 1e-10, "traces": 1e-10, "grads": 1e-10},
+    "float32": {"forward": 1e-4, "traces": tolerance("vs_float64", "float32"),
+                "grads": tolerance("vs_float64", "float32")},
+}
+
+LAYER_CONVENTIONS = {
+    "cell": CONVENTIONS["cell"],
+    "reset": CONVENTIONS["reset"],
+    "c_0": "initial cell, a constant (its traces are zero); grad_c_0 is d/dc_0 before the reset "
+           "mask of step 0",
+    "g_c": "immediate gradients dL/dc_t from outside the recurrence (an input of the case); the "
+           "layer's objective is L = sum_t sum_b <g_c[t,b], c_t[b]>",
+    "traces": CONVENTIONS["traces"],
+    "gradients": "grad_P = dL/dP of L = sum_t sum_b <g_c[t,b], c_t[b]> through the recurrence "
+                 "(BPTT; equals sum_t sum_b g_c[t,b] * trace_P[t,b]); grad_x = dL/dx",
+}
+
+# Layer cases: besides the relative tolerance, traces and gradients get an absolute allowance of
+# LAYER_FLOOR_ULPS units of round-off of the dtype times their natural size (check.layer_floors):
+# max(1, max|x|) for a trace, times max_h sum_t sum_b |g_c[t, b, h]| for a gradient. A trace of a
+# saturated gate is tiny (1 - z_t^2) and its relative error large in any precision; the allowance
+# keeps such round-off from failing a correct layer, while any real mistake is far above it.
+LAYER_FLOOR_ULPS = 1000.0
+
+
+class Kind(NamedTuple):
+    """One kind of case: its schema version, arrays, size symbols and tolerances."""
+
+    name: str               # "model" (schema version 1) or "layer" (schema version 2)
+    version: int
+    specs: tuple
+    groups: tuple
+    size_keys: tuple
+    tolerance: dict         # dtype name -> {group: tol}
+    conventions: dict
+    floor_ulps: float       # absolute floor of traces and grads in units of round-off (0: none)
+
+    @property
+    def by_name(self) -> dict:
+        return {s.name: s for s in self.specs}
+
+    @property
+    def inputs(self) -> tuple:
+        return tuple(s.name for s in self.specs if s.role == "input")
+
+    @property
+    def outputs(self) -> tuple:
+        return tuple(s.name for s in self.specs if s.role == "output")
+
+    @property
+    def required(self) -> tuple:
+        return tuple(s.name for s in self.specs if s.required)
+
+
+MODEL = Kind("model", SCHEMA_VERSION, SPECS, GROUPS, ("T", "B", "I", "H", "K", "N"), DEFAULT_TOLERANCE,
+             CONVENTIONS, 0.0)
+LAYER = Kind("layer", LAYER_SCHEMA_VERSION, LAYER_SPECS, LAYER_GROUPS, ("T", "B", "I", "H", "N"),
+             LAYER_TOLERANCE, LAYER_CONVENTIONS, LAYER_FLOOR_ULPS)
+KINDS = {"model": MODEL, "layer": LAYER}
+
+
+def kind_of(meta: dict) -> Kind | None:
+    """The kind of a case from its metadata: version 1 is a model case, version 2 names its kind."""
+    version = meta.get("schema_version")
+    if version == SCHEMA_VERSION and meta.get("kind", "model") == "model":
+        return MODEL
+    if version == LAYER_SCHEMA_VERSION and meta.get("kind") == "layer":
+        return LAYER
+    return None
+
+
 def dim_sizes(sizes: dict) -> dict:
     """Map every dimension symbol to its size, given T, B, I, H, K, N."""
     return dict(sizes, **{"I+H": sizes["I"] + sizes["H"]})
@@ -131,6 +248,7 @@ def checksum(a: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def array_entry(name: str, a: np.ndarray) -> dict:
-    return {"role": BY_NAME[name].role, "dtype": a.dtype.str, "shape": list(a.shape),
+def array_entry(name: str, a: np.ndarray, kind: Kind | None = None) -> dict:
+    by_name = BY_NAME if kind is None else kind.by_name
+    return {"role": by_name[name].role, "dtype": a.dtype.str, "shape": list(a.shape),
             "sha256": checksum(a)}
