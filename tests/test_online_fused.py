@@ -323,9 +323,10 @@ def test_train_copy_fused_option_and_flag(tmp_path, capsys):
     assert abs(fused.symbol_accuracy - reference.symbol_accuracy) <= 0.1
     with pytest.raises(ValueError, match=r"^fused: expected False or None with backend 'numpy'"):
         train_copy(**kw, backend="numpy", fused=True)
-    assert copy_main(["--max-len", "2", "--hidden", "8", "--batch", "4", "--max-sequences", "40", "--fused"]) == 0
+    assert copy_main(["--max-len", "2", "--hidden", "8", "--batch", "4", "--max-sequences", "40", "--fused",
+                      "--run-dir", str(tmp_path), "--no-progress"]) == 0
     assert copy_main(["--max-len", "2", "--hidden", "8", "--batch", "4", "--max-sequences", "40",
-                      "--no-fused"]) == 0
+                      "--no-fused", "--run-dir", str(tmp_path), "--no-progress"]) == 0
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit:
         copy_main(["--fused", "--backend", "numpy"])

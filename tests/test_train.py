@@ -199,7 +199,9 @@ def test_copy_online_logs_and_plots_its_curve(tmp_path):
 
     log = tmp_path / "copy.csv"
     assert copy_main(["--max-len", "2", "--hidden", "8", "--max-sequences", "640", "--backend", "numpy",
-                      "--log", str(log)]) == 0
+                      "--log", str(log), "--run-dir", str(tmp_path / "runs"), "--no-progress"]) == 0
+    (run,) = (tmp_path / "runs").iterdir()                      # --log is a copy of the run folder's log.csv
+    assert (run / "log.csv").read_text() == log.read_text()
     rows = np.genfromtxt(log, delimiter=",", names=True)
     assert rows.dtype.names == ("sequences", "seconds", "loss", "symbol_accuracy", "sequence_accuracy")
     assert np.all(np.diff(np.atleast_1d(rows["sequences"])) > 0)

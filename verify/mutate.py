@@ -455,4 +455,7 @@ EQUIVALENT: dict[str, str] = {
     "16b205eb008c": "segment_numba serial pass via the parallel kernel with 1 chunk: same loops, same order",
     "57e1f4804c00": "segment_numba serial entry running the parallel variant: both equal NumPy (tested), same results",
     "42cc75344269": "step_numba BLOCK_BYTES: only how units are grouped into blocks, each unit's arithmetic unchanged",
+    "120a4cfec855": "conv.py keep_cols heuristic: only whether patches are kept or recomputed (equal by a test)",
+    "bdc94990e74f": "conv.py keep_cols heuristic: only whether patches are kept or recomputed (equal by a test)",
+    "dce02deee5e7": "segment_numba fast path declined: the full argument check runs instead, same arrays, same results",
 }
