@@ -22,7 +22,7 @@ from typing import NamedTuple
 from rtrl_ref.kernels import BACKENDS
 from rtrl_ref.params import FORGET_INITS
 from rtrl_ref.r2ac.cli import ArgumentParser
-from rtrl_ref.r2ac.core import LEARNERS, STEM_GRADS, get_learner, get_stem_grad
+from rtrl_ref.r2ac.core import CORES, LEARNERS, STEM_GRADS, get_learner, get_stem_grad
 from rtrl_ref.r2ac.stems import STEMS
 
 STEM_NAMES = ("auto", *STEMS)
@@ -39,6 +39,10 @@ class Config:
                   "gym:CartPole-v1, memory:cue?delay=40")
     learner: str = _f("rtrl", "eLSTM gradient: rtrl (exact, untruncated), tbptt (cut at the unroll start) or "
                       "feedforward", choices=tuple(LEARNERS))
+    cell: str = _f("elstm", "recurrent core: elstm (eLSTM + output gate, the paper's) or a cell with diagonal "
+                   "recurrence whose state the heads read (indrnn, mingru, lru: Re of its complex state); the "
+                   "other cells run their NumPy drivers (--backend and the forget-gate options apply to the eLSTM "
+                   "only)", choices=tuple(CORES))
     stem: str = _f("auto", "observation encoder: nature (CNN), impala (deep ResNet), mlp, identity (vectors "
                    "straight into the eLSTM); auto = nature for pixels, mlp for vectors", choices=STEM_NAMES)
     stem_grad: str = _f("tbptt", "gradient into the stem: tbptt (through the eLSTM inside the unroll), "

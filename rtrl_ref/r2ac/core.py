@@ -1,4 +1,5 @@
-"""The agent's recurrent core: eLSTM + output gate, and the registry of learners.
+"""The agent's recurrent core (eLSTM + output gate, or a cell of rtrl_ref.cells) and the registries
+of cores and learners.
 
 A learner decides how the eLSTM gets its gradient and what is carried across unrolls:
 
@@ -22,6 +23,20 @@ An unroll covers T loss steps plus one bootstrap step: x is (T + 1, B, I); the l
 g_h covers the first T steps; the state carried out is the state after step T - 1, so the
 bootstrap step is processed again as step 0 of the next unroll (as in IMPALA's rollouts).
 The immediate gradient g_c (Eq. 11) is the boundary between the heads and the eLSTM gradient.
+
+Other cores (`CORES`, looked up by `get_core(cell)`; `get_learner(name, cell)` gives a core's learner):
+a cell with diagonal recurrence of rtrl_ref.cells (docs/derivation.md, section 10) replaces the
+eLSTM and its output gate. The heads read y_t = Re(s_t) (s_t itself for a real state), so the
+immediate gradient into the state is g_s = g_h (+ 0i, Eq. 29). The learners keep their meaning,
+through the cells' NumPy drivers (the --backend kernels are the eLSTM's):
+
+    learner      cell gradient                                       carried across unrolls
+    rtrl         exact RTRL, step form (Eq. 19), never truncated     s and the cell's traces
+    tbptt        BPTT inside the unroll, cut at its start            s (no gradient through it)
+    feedforward  the same learner as for the eLSTM (no core)         nothing
+
+and so do the stem gradients (`CELL_STEM_GRADS`): tbptt = the in-unroll BPTT's input gradient,
+immediate = one cell step's backward from g_s[t], frozen = none.
 """
 
 from __future__ import annotations
@@ -34,6 +49,10 @@ import numpy as np
 from rtrl_ref import Traces, rtrl_segment, zero_traces
 from rtrl_ref.bptt import bptt
 from rtrl_ref.cell import CellCache, cell_step, cell_step_backward
+from rtrl_ref.cells import CELLS, BPTTResult, Cell, Trajectory, rtrl_sequence
+from rtrl_ref.cells import bptt as cell_bptt
+from rtrl_ref.cells import forward as cell_forward
+from rtrl_ref.cells.interface import mask_rows
 from rtrl_ref.out_gate import OutGateCache, immediate_g_c, out_gate
 from rtrl_ref.params import ELSTMParams, OutGateParams, init_elstm, init_out_gate
 from rtrl_ref.unroll import elstm_forward
@@ -45,8 +64,8 @@ class CoreParams(NamedTuple):
 
 
 class CoreState(NamedTuple):
-    c: np.ndarray              # (B, H) cell after the last loss step
-    traces: Traces | None      # RTRL traces (rtrl learner only)
+    c: np.ndarray              # (B, H) eLSTM cell (or the cell's state s, complex for the LRU) after the last loss step
+    traces: Traces | None      # RTRL traces (rtrl learner only; the cell's traces for a cell core)
 
 
 class CoreCache(NamedTuple):
@@ -212,7 +231,148 @@ LEARNERS: dict[str, Learner] = {
 }
 
 
-def get_learner(name: str) -> Learner:
+# ----------------------------------------------------------------------------- cell cores
+
+class CellUnrollCache(NamedTuple):
+    x: np.ndarray              # (T + 1, B, I) the core input (the rtrl learner's step form runs on it)
+    traj: Trajectory           # s (T + 1, B, H) and the T + 1 step caches
+
+
+def readout(s):
+    """y = Re(s), what the heads read of a cell's state: s itself when it is real. (..., H)"""
+    return s.real
+
+
+def state_gradient(g_h, s):
+    """dL/ds for a loss that reads y = Re(s): g_h + 0i in Eq. 29's convention dL/dRe(s) + i dL/dIm(s). (..., H)"""
+    return g_h.astype(s.dtype)
+
+
+def shape_params(cell: Cell, I: int, H: int, dtype):
+    """Parameters with the cell's shapes and dtypes, for its zero state and traces (values unused)."""
+    return cell.init(np.random.default_rng(0), I, H, dtype)
+
+
+def _cell_init(cell: Cell) -> Callable:
+    def init(rng: np.random.Generator, I: int, H: int, dtype=np.float32, **elstm_options):
+        """The cell's own initialisation; the eLSTM's forget-gate options do not apply."""
+        return cell.init(rng, I, H, dtype)
+
+    return init
+
+
+def _cell_init_state(cell: Cell, with_traces: bool) -> Callable:
+    def init_state(B: int, I: int, H: int, dtype=np.float32) -> CoreState:
+        p = shape_params(cell, I, H, dtype)
+        return CoreState(cell.zero_state(p, B), cell.zero_traces(p, B) if with_traces else None)   # s (B, H)
+
+    return init_state
+
+
+def _cell_step(cell: Cell) -> Callable:
+    def step(params, x_t, reset_t, s_tm1):
+        s_t, _ = cell.step(params, x_t, mask_rows(s_tm1, reset_t))       # (B, H)
+        return readout(s_t), s_t
+
+    return step
+
+
+def _cell_unroll(cell: Cell) -> Callable:
+    def forward(params, x, reset, state: CoreState, backend="numpy"):
+        traj = cell_forward(cell, params, x, reset, state.c)            # s (T + 1, B, H)
+        return readout(traj.s), CellUnrollCache(x, traj)
+
+    return forward
+
+
+def _cell_rtrl_gradient(cell: Cell, p, x, reset, traj: Trajectory, g_s, state_in: CoreState):
+    """Exact gradient over the whole past: step-form RTRL (Eq. 19) from the carried-in state and
+    traces, both carried out. Returns (grads, in-unroll BPTT (not run: None), state out)."""
+    run = rtrl_sequence(cell, p, x, reset, g_s, state_in.c, state_in.traces)
+    return run.grads, None, CoreState(run.s, run.traces)
+
+
+def _cell_tbptt_gradient(cell: Cell, p, x, reset, traj: Trajectory, g_s, state_in: CoreState):
+    """BPTT inside the unroll, cut at its start: nothing carried but s."""
+    inner = cell_bptt(cell, p, traj, reset, g_s)
+    return inner.grads, inner, CoreState(traj.s[-1], None)
+
+
+def _cell_through_unroll(cell: Cell, p, traj: Trajectory, reset, g_s, inner: BPTTResult | None):
+    """In-unroll BPTT's input gradient: the recurrence is followed back to the unroll start."""
+    if inner is None:
+        inner = cell_bptt(cell, p, traj, reset, g_s)
+    return inner.g_x                                                     # (T, B, I)
+
+
+def _cell_through_one_step(cell: Cell, p, traj: Trajectory, reset, g_s, inner: BPTTResult | None):
+    """One cell step's input gradient from the immediate g_s[t]: no recurrence."""
+    return np.stack([cell.step_backward(g_t, cache, p)[1] for g_t, cache in zip(g_s, traj.caches)])   # (T, B, I)
+
+
+# The stem gradients of a cell core, by the names of STEM_GRADS (each applies to every cell).
+CELL_STEM_GRADS: dict[str, Callable | None] = {
+    "tbptt": _cell_through_unroll,
+    "immediate": _cell_through_one_step,
+    "frozen": None,
+}
+
+
+def _cell_backward(cell: Cell, cell_gradient: Callable) -> Callable:
+    """The backward of a cell learner whose cell gradient comes from `cell_gradient`."""
+
+    def backward(stem_grad: StemGrad, params, cache: CellUnrollCache, reset, g_h, state_in: CoreState,
+                 backend="numpy") -> CoreBackward:
+        T = g_h.shape[0]
+        traj = Trajectory(cache.traj.s[:T], cache.traj.caches[:T])      # the T loss steps
+        g_s = state_gradient(g_h, traj.s)                                # (T, B, H)
+        grads, inner, state_out = cell_gradient(cell, params, cache.x[:T], reset[:T], traj, g_s, state_in)
+        through_cell = CELL_STEM_GRADS[stem_grad.name]
+        g_x = None if through_cell is None else through_cell(cell, params, traj, reset[:T], g_s, inner)
+        return CoreBackward(grads, g_x, state_out)
+
+    return backward
+
+
+# ----------------------------------------------------------------------------- cores
+
+class Core(NamedTuple):
+    """One recurrent core: its parameters' initialisation and the learners that train it.
+
+        init(rng, I, H, dtype, forget_bias=, forget_init=, chrono_T_max=) -> params
+        learners: a Learner for every name of LEARNERS
+    """
+
+    name: str
+    init: Callable
+    learners: dict[str, Learner]
+
+
+def cell_core(cell: Cell) -> Core:
+    """The core made of a cell of rtrl_ref.cells alone (see the module docstring)."""
+    step, forward = _cell_step(cell), _cell_unroll(cell)
+    learners = {
+        "rtrl": Learner("rtrl", _cell_width, _cell_init_state(cell, True), step, forward,
+                        _cell_backward(cell, _cell_rtrl_gradient)),
+        "tbptt": Learner("tbptt", _cell_width, _cell_init_state(cell, False), step, forward,
+                         _cell_backward(cell, _cell_tbptt_gradient)),
+        "feedforward": LEARNERS["feedforward"],
+    }
+    return Core(cell.name, _cell_init(cell), learners)
+
+
+CORES: dict[str, Core] = {"elstm": Core("elstm", init_core, LEARNERS),
+                          **{name: cell_core(cell) for name, cell in CELLS.items()}}
+
+
+def get_core(name: str) -> Core:
+    if name not in CORES:
+        raise ValueError(f"cell: expected one of {tuple(CORES)}, got {name!r}")
+    return CORES[name]
+
+
+def get_learner(name: str, cell: str = "elstm") -> Learner:
+    """The learner `name` of the core `cell` (the eLSTM's by default)."""
     if name not in LEARNERS:
         raise ValueError(f"learner: expected one of {tuple(LEARNERS)}, got {name!r}")
-    return LEARNERS[name]
+    return get_core(cell).learners[name]

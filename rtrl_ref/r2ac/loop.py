@@ -444,7 +444,7 @@ def _train(config: Config, env, spec: AgentSpec, params, opt_state, counters: Co
     B, T = config.num_envs, config.unroll
     logger = Logger(config, run_dir, counters.frames)
     stats = EpisodeStats(counters.episodes)
-    state = get_learner(config.learner).init_state(B, spec.features + 1, config.hidden, np.float32)
+    state = get_learner(config.learner, config.cell).init_state(B, spec.features + 1, config.hidden, np.float32)
     obs, _ = env.reset()
     last = EnvOutput(obs, np.zeros(B, np.float32), np.ones(B, bool))      # reward (B,), reset (B,)
     start = time.monotonic() - counters.seconds
@@ -491,7 +491,7 @@ def _progress(config: Config, initial: int):
 
 def run_identity(config: Config, spec: AgentSpec) -> dict:
     """What a checkpoint's arrays mean: the setting a resume must match (stored in its metadata)."""
-    return dict(env=config.env, learner=config.learner, cell="elstm", stem=spec.stem, stem_grad=config.stem_grad,
+    return dict(env=config.env, learner=config.learner, cell=config.cell, stem=spec.stem, stem_grad=config.stem_grad,
                 hidden=config.hidden, features=spec.features, num_envs=config.num_envs, unroll=config.unroll,
                 obs_shape=list(spec.obs_shape), num_actions=spec.num_actions)
 

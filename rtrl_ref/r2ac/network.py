@@ -1,7 +1,8 @@
-"""The R2AC network: stem -> [features ; clipped reward] -> eLSTM core -> heads.
+"""The R2AC network: stem -> [features ; clipped reward] -> recurrent core -> heads.
 
     x_t      = [stem(obs_t) ; clip(r_t)]          (B, I),  I = features + 1
-    h_t      = core(x_t)                          eLSTM + output gate (rtrl_ref.r2ac.core)
+    h_t      = core(x_t)                          eLSTM + output gate, or Re(s_t) of a cell of
+                                                  rtrl_ref.cells (AgentSpec.cell; rtrl_ref.r2ac.core)
     logits_t, v_t = heads(h_t)                    (B, A), (B,)
 
 r_t is the reward that arrived with obs_t; it is zeroed on reset steps (it belongs to the
@@ -15,14 +16,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rtrl_ref.r2ac.core import CoreParams, CoreState, get_learner, get_stem_grad, init_core
+from rtrl_ref.r2ac.core import CoreParams, CoreState, get_core, get_learner, get_stem_grad
 from rtrl_ref.r2ac.heads import heads_backward, heads_forward, init_heads
 from rtrl_ref.r2ac.stems import get_stem
 
 
 class AgentParams(NamedTuple):
     stem: Any                 # stem pytree
-    core: CoreParams          # eLSTM + output gate (unused by the feedforward learner)
+    core: CoreParams | Any    # eLSTM + output gate, or the cell's params (unused by the feedforward learner)
     heads: Any                # policy and value heads
 
 
@@ -42,6 +43,7 @@ class AgentSpec(NamedTuple):
     stem_init: str = "pytorch"
     forget_init: str = "constant"
     chrono_t_max: float = 100.0
+    cell: str = "elstm"       # the core (rtrl_ref.r2ac.core.CORES); runs saved before it existed are eLSTM ones
 
 
 def resolve_stem(stem: str, obs_shape: tuple) -> str:
@@ -66,16 +68,17 @@ def agent_spec(config, env) -> AgentSpec:
     features = int(np.prod(shape)) if stem == "identity" else config.features
     return AgentSpec(config.learner, config.stem_grad, stem, shape,
                      env.num_actions, features, config.hidden, config.reward_clip, config.backend,
-                     config.forget_bias, config.stem_init, config.forget_init, config.chrono_t_max)
+                     config.forget_bias, config.stem_init, config.forget_init, config.chrono_t_max,
+                     cell=config.cell)
 
 
 def init_agent(rng: np.random.Generator, spec: AgentSpec, dtype=np.float32) -> AgentParams:
-    learner = get_learner(spec.learner)
+    learner = get_learner(spec.learner, spec.cell)
     get_stem_grad(spec.stem_grad)
     I = spec.features + 1
     stem = get_stem(spec.stem).init(rng, spec.obs_shape, spec.features, dtype, init_scheme=spec.stem_init)
-    core = init_core(rng, I, spec.hidden, dtype, forget_bias=spec.forget_bias, forget_init=spec.forget_init,
-                     chrono_T_max=spec.chrono_t_max)
+    core = get_core(spec.cell).init(rng, I, spec.hidden, dtype, forget_bias=spec.forget_bias,
+                                    forget_init=spec.forget_init, chrono_T_max=spec.chrono_t_max)
     heads = init_heads(rng, learner.out_features(I, spec.hidden), spec.num_actions, dtype)
     return AgentParams(stem, core, heads)
 
@@ -94,7 +97,7 @@ class StemPass(NamedTuple):
 
 
 def act(spec: AgentSpec, params: AgentParams, obs, reward, reset, c_tm1):
-    """One acting step for B environments: (logits (B, A), value (B,), c_t (B, H))."""
+    """One acting step for B environments: (logits (B, A), value (B,), c_t (B, H): the core's state)."""
     return act_with_stem(spec, params, obs, reward, reset, c_tm1)[:3]
 
 
@@ -102,7 +105,7 @@ def act_with_stem(spec: AgentSpec, params: AgentParams, obs, reward, reset, c_tm
     """`act`, also returning the step's StemPass (features (B, F)) for the learner to reuse."""
     features, stem_cache = get_stem(spec.stem).forward(params.stem, obs)   # (B, F)
     x_t = core_input(features, reward, reset, spec.reward_clip)            # (B, I)
-    h_t, c_t = get_learner(spec.learner).step(params.core, x_t, reset, c_tm1)
+    h_t, c_t = get_learner(spec.learner, spec.cell).step(params.core, x_t, reset, c_tm1)
     logits, value, _ = heads_forward(params.heads, h_t)
     return logits, value, c_t, StemPass(features, stem_cache)
 
@@ -135,7 +138,7 @@ def unroll_forward(spec: AgentSpec, params: AgentParams, obs, reward, reset, sta
         stem_pass = StemPass(*get_stem(spec.stem).forward(params.stem, obs))
     features, stem_cache = stem_pass                                       # (T + 1, B, F)
     x = core_input(features, reward, reset, spec.reward_clip)              # (T + 1, B, I)
-    h, core_cache = get_learner(spec.learner).forward(params.core, x, reset, state, spec.backend)
+    h, core_cache = get_learner(spec.learner, spec.cell).forward(params.core, x, reset, state, spec.backend)
     logits, values, heads_cache = heads_forward(params.heads, h)
     return logits, values, UnrollCache(stem_cache, core_cache, heads_cache, reset)
 
@@ -150,8 +153,8 @@ def unroll_backward(spec: AgentSpec, params: AgentParams, cache: UnrollCache, g_
     g_logits_all = np.concatenate([g_logits, np.zeros_like(g_logits[:1])])  # (T + 1, B, A)
     g_values_all = np.concatenate([g_values, np.zeros_like(g_values[:1])])  # (T + 1, B)
     g_h, g_heads = heads_backward(g_logits_all, g_values_all, cache.heads, params.heads)
-    back = get_learner(spec.learner).backward(get_stem_grad(spec.stem_grad), params.core, cache.core,
-                                              cache.reset, g_h[:T], state_in, spec.backend)
+    back = get_learner(spec.learner, spec.cell).backward(get_stem_grad(spec.stem_grad), params.core, cache.core,
+                                                         cache.reset, g_h[:T], state_in, spec.backend)
     g_stem = None
     if back.g_x is not None:
         g_features = np.concatenate([back.g_x[..., :-1], np.zeros_like(back.g_x[:1, ..., :-1])])
