@@ -16,17 +16,16 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_learner_exact import collect as collect_history
+from test_learner_exact import loss_grads
 
 import envs
 from rtrl_ref.cells import CELLS
 from rtrl_ref.r2ac.config import build_parser, describe_config, make_config, read_config
 from rtrl_ref.r2ac.core import CELL_STEM_GRADS, CORES, LEARNERS, STEM_GRADS, get_core, get_learner, get_stem_grad
-from rtrl_ref.r2ac.heads import action_log_probs, sample_actions
 from rtrl_ref.r2ac.loop import train
-from rtrl_ref.r2ac.loss import actor_critic_loss
 from rtrl_ref.r2ac.network import AgentSpec, act, init_agent, unroll_backward, unroll_forward
 from rtrl_ref.r2ac.tree import tree_leaves, tree_map
-from rtrl_ref.r2ac.vtrace import vtrace
 from verify.compare import compare, compare_fields, tolerance
 
 EXACT = tolerance("exact", np.float64)
@@ -46,30 +45,8 @@ def zero_state(spec, learner, B):
 
 
 def collect(spec, params, env, rng, n_steps):
-    """Act with frozen parameters (network.act); returns the whole history (obs, reward, reset, actions, logp)."""
-    B = env.num_envs
-    obs, _ = env.reset()
-    reward, reset = np.zeros(B), np.ones(B, bool)
-    s = zero_state(spec, spec.learner, B).c                                # (B, H), complex for the LRU
-    hist = dict(obs=[], reward=[], reset=[], actions=[], logp=[])
-    for _ in range(n_steps):
-        obs = obs.astype(np.float64)
-        hist["obs"].append(obs), hist["reward"].append(reward), hist["reset"].append(reset)
-        logits, _, s = act(spec, params, obs, reward, reset, s)
-        a = sample_actions(rng, logits)
-        hist["actions"].append(a), hist["logp"].append(action_log_probs(logits, a))
-        step = env.step(a)
-        obs, reward, reset = step.obs, step.reward.astype(np.float64), step.reset
-    hist["obs"].append(obs.astype(np.float64)), hist["reward"].append(reward), hist["reset"].append(reset)
-    return {k: np.stack(v) for k, v in hist.items()}
-
-
-def loss_grads(logits, values, part, T):
-    rewards = np.clip(part["reward"][1:T + 1], -1, 1)
-    discounts = 0.99 * ~part["reset"][1:T + 1]
-    vs, adv = vtrace(part["logp"][:T], action_log_probs(logits[:T], part["actions"][:T]),
-                     rewards, discounts, values[:T], values[T])
-    return actor_critic_loss(logits[:T], values[:T], part["actions"][:T], vs, adv)[1]
+    """test_learner_exact's history, acting from the cell's zero state (complex for the LRU)."""
+    return collect_history(spec, params, env, rng, n_steps, zero_state(spec, spec.learner, env.num_envs).c)
 
 
 def unroll_part(hist, k, T):

@@ -23,14 +23,15 @@ from verify.compare import compare, tolerance
 EXACT = tolerance("exact", np.float64)
 
 
-def collect(spec, params, env, rng, n_unrolls, T):
-    """Act with frozen parameters; returns the whole history (obs, reward, reset, actions, logp)."""
+def collect(spec, params, env, rng, n_steps, c=None):
+    """Act with frozen parameters from the core state c (B, H) (zeros if None; tests/test_cells_agent.py
+    passes other cells' states); returns the whole history (obs, reward, reset, actions, logp)."""
     B = env.num_envs
     obs, _ = env.reset()
     reward, reset = np.zeros(B), np.ones(B, bool)
-    c = np.zeros((B, spec.hidden))
+    c = np.zeros((B, spec.hidden)) if c is None else c
     hist = dict(obs=[], reward=[], reset=[], actions=[], logp=[])
-    for _ in range(n_unrolls * T):
+    for _ in range(n_steps):
         obs = obs.astype(np.float64)
         hist["obs"].append(obs), hist["reward"].append(reward), hist["reset"].append(reset)
         logits, _, c = act(spec, params, obs, reward, reset, c)
@@ -93,7 +94,7 @@ def test_rtrl_learner_equals_full_history_bptt_on_a_real_env(seed, T, n_unrolls)
     with envs.make("memory:cue?delay=3", num_envs=3, seed=seed) as env:
         spec = AgentSpec("rtrl", "tbptt", "mlp", env.observation_shape, env.num_actions, 6, 5, 1.0, "numpy", 1.0)
         params = init_agent(rng, spec, np.float64)
-        hist = collect(spec, params, env, rng, n_unrolls, T)
+        hist = collect(spec, params, env, rng, n_unrolls * T)
     assert hist["reset"][1:].any(), "the history must contain episode resets"
     rtrl = learner_grads("rtrl", spec, params, hist, n_unrolls, T)
     full = full_history_bptt(spec, params, hist, n_unrolls, T)
@@ -110,7 +111,7 @@ def test_tbptt_learner_is_not_exact_across_unrolls():
     with envs.make("memory:cue?delay=6", num_envs=2, seed=3) as env:
         spec = AgentSpec("rtrl", "tbptt", "mlp", env.observation_shape, env.num_actions, 6, 5, 1.0, "numpy", 2.0)
         params = init_agent(rng, spec, np.float64)
-        hist = collect(spec, params, env, rng, 4, 3)
+        hist = collect(spec, params, env, rng, 4 * 3)
     tbptt = learner_grads("tbptt", spec, params, hist, 4, 3)
     full = full_history_bptt(spec, params, hist, 4, 3)
     assert compare("tbptt W_z", tbptt.core.elstm.W_z, full.core.elstm.W_z, 1e-3).ok is False
