@@ -10,6 +10,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from test_oracle import _edit_case as edit_case
 
 from verify.adapters.buggy_numpy import BUGGY
 from verify.adapters.numpy_layer import BUGS, layer, step
@@ -141,18 +142,8 @@ def test_version_1_cases_are_still_read():
 
 
 def _edited(tmp_path, name, edit_meta=None, edit_arrays=None):
-    src = GOLDEN_DIR / name
-    meta = json.loads(src.with_suffix(".json").read_text())
-    with np.load(src.with_suffix(".npz")) as npz:
-        arrays = {n: npz[n] for n in npz.files}
-    if edit_meta:
-        edit_meta(meta)
-    if edit_arrays:
-        edit_arrays(arrays)
-    out = tmp_path / "edited"
-    out.with_suffix(".json").write_text(json.dumps(meta))
-    write_npz(out.with_suffix(".npz"), arrays)
-    return out
+    """A copy of golden case `name` with its metadata and arrays edited (test_oracle's helper)."""
+    return edit_case(GOLDEN_DIR / name, tmp_path, edit_meta, edit_arrays)
 
 
 LAYER_CASE_DEFECTS = {
