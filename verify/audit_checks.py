@@ -122,8 +122,9 @@ def tbptt_bias(seed: int, T: int, k: int, dtype: str = "float64", mode: str = "w
 
 
 def oracle_golden(adapter: str | None = None) -> list[Row]:
-    """Every golden case checked against the NumPy reference (or an adapter's candidate)."""
-    from verify.oracle import GOLDEN, check_candidate, compute_outputs, load_case
+    """Every golden case (model- and layer-level) checked against the NumPy reference, or the
+    model-level ones against an adapter's candidate."""
+    from verify.oracle import GOLDEN, LAYER_GOLDEN, check_candidate, compute_outputs, layer_outputs, load_case
 
     out = []
     if adapter is not None:
@@ -134,9 +135,15 @@ def oracle_golden(adapter: str | None = None) -> list[Row]:
         except ImportError as e:
             return [skipped(f"oracle: {adapter} adapter vs golden cases", "golden set", "-",
                             adapter, f"not available ({e.name or e})")]
-    for spec in GOLDEN:
+    for spec in GOLDEN + (() if adapter else LAYER_GOLDEN):   # the adapters are model-level candidates
         case = load_case(spec.name)
-        got = cand(case) if adapter else compute_outputs(case.problem, case.trace_steps)
+        if adapter:
+            got = cand(case)
+        elif case.kind.name == "layer":
+            a = case.arrays
+            got = layer_outputs(case.params, a["x"], a["reset"], a["c_0"], a["g_c"], case.trace_steps)
+        else:
+            got = compute_outputs(case.problem, case.trace_steps)
         rep = check_candidate(case, got, require="all" if adapter is None else ())
         worst = max(rep.tensors, key=lambda t: t.rel / t.tol)
         note = f"{len(rep.tensors)} tensors; worst shown" if rep.ok else rep.summary()
