@@ -54,14 +54,34 @@ def frames_for(delay: int, episodes: int) -> int:
     return episodes * (delay + 2)
 
 
-def train_one(out: Path, job: Job, train_flags: str = "") -> Path:
-    cmd = [sys.executable, "-m", "rtrl_ref.train", "--env", f"memory:cue?delay={job.delay}",
-           "--learner", job.learner, "--seed", str(job.seed), "--unroll", str(UNROLL),
-           "--total-frames", str(job.frames), "--run-dir", str(out / "runs"), "--run-name", job.name,
-           "--no-progress", *shlex.split(train_flags)]
+def train_run(name: str, argv: list[str]) -> None:
+    """`python -m rtrl_ref.train --no-progress ARGV` in a subprocess (a new run, or `--resume RUN`);
+    RuntimeError naming the run if it fails. Shared by the experiments of `rtrl_ref.confirm`."""
+    cmd = [sys.executable, "-m", "rtrl_ref.train", "--no-progress", *argv]
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"{job.name}: training failed (rc {proc.returncode}): {proc.stderr.strip()[-500:]}")
+        raise RuntimeError(f"{name}: training failed (rc {proc.returncode}): {proc.stderr.strip()[-500:]}")
+
+
+def run_parallel(jobs: list, work, parallel: int, label=str) -> list:
+    """work(job) for every job, `parallel` at a time, in order; one progress line per finished job."""
+    start = time.monotonic()
+    done = []
+
+    def run(job):
+        result = work(job)
+        done.append(job)
+        print(f"[{len(done)}/{len(jobs)}] {label(job)} ({(time.monotonic() - start) / 60:.1f} min)", flush=True)
+        return result
+
+    with ThreadPoolExecutor(parallel) as pool:
+        return list(pool.map(run, jobs))
+
+
+def train_one(out: Path, job: Job, train_flags: str = "") -> Path:
+    train_run(job.name, ["--env", f"memory:cue?delay={job.delay}", "--learner", job.learner, "--seed", str(job.seed),
+                         "--unroll", str(UNROLL), "--total-frames", str(job.frames), "--run-dir", str(out / "runs"),
+                         "--run-name", job.name, *shlex.split(train_flags)])
     return out / "runs" / job.name
 
 
@@ -171,17 +191,8 @@ def run_sweep(args) -> dict:
     jobs = [Job(d, lr, s, frames_for(d, args.episodes_per_run))
             for d in args.delays for s in range(args.seeds) for lr in args.learners]
     start = time.monotonic()
-    done = []
-
-    def run(job: Job) -> Path:
-        path = train_one(out, job, args.train_flags)
-        done.append(job)
-        print(f"[{len(done)}/{len(jobs)}] {job.name}: {job.frames:,} frames "
-              f"({(time.monotonic() - start) / 60:.1f} min)", flush=True)
-        return path
-
-    with ThreadPoolExecutor(args.parallel) as pool:
-        runs = list(pool.map(run, jobs))
+    runs = run_parallel(jobs, lambda job: train_one(out, job, args.train_flags), args.parallel,
+                        label=lambda job: f"{job.name}: {job.frames:,} frames")
     rows = []
     for job, path in zip(jobs, runs):
         ev = evaluate_run(path, episodes=args.eval_episodes, seed=10_000 + job.seed)
