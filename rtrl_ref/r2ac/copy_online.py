@@ -88,7 +88,7 @@ from rtrl_ref.r2ac.checkpoint import (
 )
 from rtrl_ref.r2ac.cli import ArgumentParser
 from rtrl_ref.r2ac.layers import LinearParams, init_linear, linear, linear_backward, log_softmax
-from rtrl_ref.r2ac.loop import TrainingStopped, UsageError, stop_requests
+from rtrl_ref.r2ac.loop import TrainingStopped, UsageError, report_stopped, stop_requests
 from rtrl_ref.r2ac.optim import AdamState, adam_init, adam_update, clip_by_global_norm
 from rtrl_ref.r2ac.runs import RunLock, check_new_run, git_revision, new_run_dir, remove_orphans
 from rtrl_ref.r2ac.tree import tree_leaves
@@ -965,11 +965,7 @@ def main(argv=None) -> int:
     except UsageError as err:                      # refused at the start: nothing was created
         parser.error(str(err))
     except TrainingStopped as stop:
-        try:
-            print(f"\ntraining stopped: {stop}", file=sys.stderr, flush=True)
-        except OSError:                            # SIGHUP: the terminal may be gone
-            pass
-        return stop.exit_code
+        return report_stopped(stop)
     print(summary.describe())
     if not summary.already_complete:
         if (summary.run_dir / CURVE_FILE).exists():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -68,6 +69,15 @@ class TrainingStopped(RuntimeError):
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def report_stopped(stop: TrainingStopped) -> int:
+    """Say on stderr why training stopped (after SIGHUP the terminal may be gone); its exit code."""
+    try:
+        print(f"\ntraining stopped: {stop}", file=sys.stderr, flush=True)
+    except OSError:
+        pass
+    return stop.exit_code
 
 
 class Summary(NamedTuple):

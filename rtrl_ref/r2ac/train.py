@@ -27,7 +27,7 @@ import tomllib
 
 from rtrl_ref.r2ac.cli import report
 from rtrl_ref.r2ac.config import Config, build_parser, describe_config, make_config
-from rtrl_ref.r2ac.loop import TrainingStopped, UsageError, check_start, train
+from rtrl_ref.r2ac.loop import TrainingStopped, UsageError, check_start, report_stopped, train
 
 PROG = "python -m rtrl_ref.train"
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
@@ -109,11 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return report(PROG, err)
     except TrainingStopped as stop:
-        try:
-            print(f"\ntraining stopped: {stop}", file=sys.stderr, flush=True)
-        except OSError:                              # SIGHUP: the terminal may be gone
-            pass
-        return stop.exit_code
+        return report_stopped(stop)
     print(summary.describe())
     return 0
 
