@@ -115,3 +115,21 @@ def test_bad_options_are_one_line_errors(argv, flag, tmp_path, capsys):
     err = capsys.readouterr().err
     assert flag in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "t").exists()
+
+
+def test_a_finished_run_counts_whatever_preset_named_the_same_values(tmp_path):
+    # a run made under another preset name (as the table's first runs were, before the popgym family
+    # got its preset) is kept when every value matches; a run whose values differ is refused
+    from rtrl_ref.r2ac.config import make_config
+    from rtrl_ref.r2ac.train import main as train_main
+
+    job = confirm.TableJob("RepeatPreviousEasy", "feedforward", 0)
+    expected = make_config(confirm.table_argv(tmp_path, job, 64, ""))
+    assert expected.preset == "cpu-popgym"
+    # cpu-memory differs from cpu-popgym only in unroll and total_frames, which the flags set
+    assert train_main(confirm.table_argv(tmp_path, job, 64, "") + ["--no-progress", "--preset", "cpu-memory"]) == 0
+    run = tmp_path / "runs" / job.name
+    assert json.loads((run / "config.json").read_text())["config"]["preset"] == "cpu-memory"
+    assert confirm.run_status(run, expected) == "done"
+    with pytest.raises(ValueError, match="hidden"):
+        confirm.run_status(run, make_config(confirm.table_argv(tmp_path, job, 64, "--hidden 8")))

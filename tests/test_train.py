@@ -402,8 +402,8 @@ def test_help_shows_what_each_preset_sets_and_the_run_control_options(capsys):
     with pytest.raises(SystemExit):
         train_main(["--help"])
     flat = " ".join(capsys.readouterr().out.split())
-    assert "(default: 8; presets: cpu-memory 4, cpu-atari 20, paper-atari 50, paper-procgen 50, paper-dmlab 100)" \
-        in flat
+    assert ("(default: 8; presets: cpu-memory 4, cpu-popgym 2, cpu-atari 20, paper-atari 50, paper-procgen 50, "
+            "paper-dmlab 100)") in flat
     for option in ("--config FILE.toml", "--print-config", "--dry-run", "--exp-name", "--tensorboard",
                    "--eval-every"):
         assert option in flat, option
