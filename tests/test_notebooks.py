@@ -31,3 +31,10 @@ def test_notebook_runs(path, monkeypatch):
         assert text.count(" ok") >= 12 and "caught" in text, text
     else:
         assert "evaluation return" in text and "ratio:" in text, text
+        # the second-layer cost is measured: every committed L = 2 row carries exactly (2I + 6) H^2 + (2I + 8) H
+        # float32 numbers, and the fresh run's traces equal trace_bytes for L = 1, 2, 3
+        assert text.count("== 4 ((2I + 6) H^2 + (2I + 8) H): ok") >= 3, text
+        fresh = [line for line in text.splitlines() if "trace_bytes says" in line]
+        assert {line.split(",")[0] for line in fresh} == {"L = 1", "L = 2", "L = 3"}, text
+        assert all(": ok;" in line for line in fresh), text
+        assert "largest H in 24 GiB" in text, text
