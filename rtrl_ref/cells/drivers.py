@@ -12,10 +12,16 @@ Both give the gradient of sum_t <g_s[t], s_t> with the g_s held fixed (<g, s> = 
 complex state), i.e. of the loss when g_s is its immediate gradient. `rtrl_sequence` runs the forward
 itself, one `rtrl_step` at a time, as an online learner would; it carries the state and the traces in
 and out, so consecutive calls continue one another exactly.
+
+The online step has two backends (`step_function`): "numpy", `rtrl_step` below (the reference), and
+"numba", the fused kernel of rtrl_ref.kernels.cells_numba (reset, forward and trace update in one
+compiled call, in place, for the IndRNN, minGRU and LRU) with a compiled gradient contraction.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -110,15 +116,44 @@ def rtrl_step(cell: Cell, p, x_t, reset_t, s_tm1, traces):
     return s_t, cell.trace_update(p, cache, reset_traces(traces, reset_t)), cache
 
 
-def rtrl_sequence(cell: Cell, p, x, reset, g_s, s_0=None, traces=None) -> RTRLResult:
+STEP_BACKENDS = ("numpy", "numba")
+
+
+class OnlineStep(NamedTuple):
+    step: Callable         # (p, x_t, reset_t, s_tm1, traces) -> (s_t, traces_t, local)
+    accumulate: Callable   # (grads, g_s_t, traces) -> grads + sum_b <g_s_t[b], traces[b]> (None: from zero)
+    in_place: bool         # step overwrites s_tm1 and traces, accumulate overwrites grads
+
+
+def step_function(cell: Cell, p, B: int, backend: str = "numpy") -> OnlineStep:
+    """The online step of a backend for B rows: "numpy" is `rtrl_step` (new arrays; local is the
+    cell's cache) and `grads_from_traces`; "numba" the fused kernel of rtrl_ref.kernels.cells_numba
+    (in place; local is its work buffer, allocated here once) and its compiled contraction."""
+    if backend == "numpy":
+        def accumulate(grads, g_s_t, traces):
+            return add_grads(grads, cell.grads_from_traces(g_s_t, traces))
+
+        return OnlineStep(functools.partial(rtrl_step, cell), accumulate, False)
+    if backend == "numba":
+        from rtrl_ref.kernels import cells_numba  # imported when asked for: compiles on first use
+
+        return OnlineStep(*cells_numba.online_step(cell, p, B))
+    raise ValueError(f"backend: expected one of {STEP_BACKENDS}, got {backend!r}")
+
+
+def rtrl_sequence(cell: Cell, p, x, reset, g_s, s_0=None, traces=None, backend: str = "numpy") -> RTRLResult:
     """Step-form RTRL over x (T, B, I): the exact gradient of sum_t <g_s[t], s_t> (g_s (T, B, H)),
-    from the carried-in state s_0 and traces (zeros if None; never modified)."""
+    from the carried-in state s_0 and traces (zeros if None; never modified), each step through
+    `step_function(cell, p, B, backend)`."""
     T, B, _, H = check_sequence(cell, p, x, reset, s_0)
     check_g_s(cell, p, g_s, T, B, H)
+    online = step_function(cell, p, B, backend)
     traces = cell.zero_traces(p, B) if traces is None else check_traces(cell, p, traces, B)
     s = cell.zero_state(p, B) if s_0 is None else s_0                 # (B, H)
+    if online.in_place:                                               # on copies, never the caller's
+        s, traces = s.copy(), type(traces)(*(a.copy() for a in traces))
     grads = None
     for t in range(T):
-        s, traces, _ = rtrl_step(cell, p, x[t], reset[t], s, traces)
-        grads = add_grads(grads, cell.grads_from_traces(g_s[t], traces))
+        s, traces, _ = online.step(p, x[t], reset[t], s, traces)
+        grads = online.accumulate(grads, g_s[t], traces)
     return RTRLResult(grads, s, traces)
