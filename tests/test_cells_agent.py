@@ -126,6 +126,29 @@ def test_rtrl_learner_equals_full_history_bptt_on_a_real_env(cell, seed, T, n_un
 
 
 @pytest.mark.parametrize("cell", NEW_CELLS)
+def test_rtrl_learner_on_the_numba_kernels_equals_full_history_bptt(cell, monkeypatch):
+    """--backend numba: the rtrl learner's steps run the cells' fused kernels; the gradient over
+    consecutive unrolls (resets inside, state and traces carried) is still full-history BPTT's."""
+    from rtrl_ref.kernels import cells_numba
+
+    built = []
+    online_step = cells_numba.online_step
+    monkeypatch.setattr(cells_numba, "online_step", lambda *a: built.append(a[0]) or online_step(*a))
+    rng = np.random.default_rng(11)
+    with envs.make("memory:cue?delay=3", num_envs=3, seed=11) as env:
+        spec = make_spec(cell, env)
+        params = init_agent(rng, spec, np.float64)
+        hist = collect(spec, params, env, rng, 4 * 3)
+    assert hist["reset"][1:].any(), "the history must contain episode resets"
+    numba, state = learner_grads("rtrl", spec._replace(backend="numba"), params, hist, 4, 3)
+    _, state_numpy = learner_grads("rtrl", spec, params, hist, 4, 3)
+    full = full_history_bptt(spec, params, hist, 4, 3)
+    assert_tree_close(f"core ({cell}, numba)", numba.core, full.core, EXACT)
+    assert_tree_close(f"traces carried out ({cell}, numba vs numpy)", state.traces, state_numpy.traces, EXACT)
+    assert len(built) == 4 and all(c is CELLS[cell] for c in built)       # one kernel step per unroll
+
+
+@pytest.mark.parametrize("cell", NEW_CELLS)
 def test_tbptt_learner_is_not_exact_across_unrolls(cell):
     """Negative twin: episodes (delay 6) outlast the unrolls (T = 3), so memory crosses unroll
     boundaries and the gradient cut at each unroll's start is not the exact one."""

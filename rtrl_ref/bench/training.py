@@ -14,11 +14,21 @@ FLOPs of one agent step. Those FLOPs are counted from the layer shapes (multiply
 acting forward pass (stem, eLSTM, output gate, heads), the learner's forward pass (without the stem
 when it is reused) and its backward pass (twice the forward: gradients of weights and of inputs),
 plus the RTRL trace update and gradient contraction (about 12 H I per step).
+
+With `--actors N` each round also trains `rtrl` with N actors on Ray (`python -m rtrl_ref.train
+--actors N`, the same model, batch and budget) right after the synchronous `rtrl`, on one local Ray
+started once for the whole benchmark: its frames/s (the learner's, counted from the start of the
+actors, not of Ray) and its ratio to the synchronous loop's are reported. No machine limit is
+given for it: it runs on several cores.
+
+    python -m rtrl_ref.bench.training --env atari:Breakout --preset cpu-atari --actors 2
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import sys
 import tempfile
@@ -106,7 +116,7 @@ def agent_step_flops(stem: str, obs_shape: tuple, features: int, hidden: int, ac
 
 def learner_fps(env_spec: str, learner: str, frames: int, extra: list[str], seed: int) -> float:
     from rtrl_ref.r2ac.config import make_config
-    from rtrl_ref.r2ac.loop import train
+    from rtrl_ref.r2ac.distributed import train
 
     with tempfile.TemporaryDirectory() as tmp:
         config = make_config(["--env", env_spec, "--learner", learner, "--total-frames", str(frames),
@@ -116,6 +126,26 @@ def learner_fps(env_spec: str, learner: str, frames: int, extra: list[str], seed
     return summary.frames / summary.seconds
 
 
+@contextlib.contextmanager
+def local_ray(config, actors: int):
+    """One local Ray for every run with actors (none when actors = 0); shut down at the end."""
+    if not actors:
+        yield
+        return
+    from rtrl_ref.r2ac.distributed import connect
+    from rtrl_ref.r2ac.loop import ray_module
+
+    config = dataclasses.replace(config, actors=actors)
+    connected = connect(ray_module(config), config)
+    try:
+        yield
+    finally:
+        if connected:
+            import ray
+
+            ray.shutdown()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rtrl_ref.bench.training", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -123,6 +153,8 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=3000, help="frames per learner per round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median reported)")
     parser.add_argument("--out", type=Path, default=None, help="JSON output file")
+    parser.add_argument("--actors", type=int, default=0,
+                        help="also train rtrl with this many actors on Ray (needs the distributed extra); 0 = not")
     args, extra = parser.parse_known_args(argv)
     from rtrl_ref.r2ac.config import make_config
 
@@ -135,12 +167,14 @@ def main(argv=None) -> int:
         spec = agent_spec(config, probe)
     runs = {"rtrl": ("rtrl", []), "tbptt": ("tbptt", []), "feedforward": ("feedforward", []),
             "rtrl_rerun_stem": ("rtrl", ["--no-reuse-stem"])}
-    fps: dict[str, list[float]] = {k: [] for k in (*runs, "env_only", "sgemm_gflops")}
-    for r in range(args.rounds):
-        for name, (learner, flags) in runs.items():
-            fps[name].append(learner_fps(args.env, learner, args.frames, extra + flags, seed=r))
-        fps["env_only"].append(env_only_fps(args.env, num_envs, args.frames, seed=r))
-        fps["sgemm_gflops"].append(sgemm_flops_per_s() / 1e9)
+    with_actors = {f"rtrl_{args.actors}_actors": ("rtrl", ["--actors", str(args.actors)])} if args.actors else {}
+    fps: dict[str, list[float]] = {k: [] for k in (*runs, *with_actors, "env_only", "sgemm_gflops")}
+    with local_ray(config, args.actors):
+        for r in range(args.rounds):
+            for name, (learner, flags) in {**runs, **with_actors}.items():
+                fps[name].append(learner_fps(args.env, learner, args.frames, extra + flags, seed=r))
+            fps["env_only"].append(env_only_fps(args.env, num_envs, args.frames, seed=r))
+            fps["sgemm_gflops"].append(sgemm_flops_per_s() / 1e9)
     med = {k: float(np.median(v)) for k, v in fps.items()}
     flops = {name: agent_step_flops(spec.stem, spec.obs_shape, spec.features, spec.hidden, spec.num_actions,
                                     learner, reuse_stem="--no-reuse-stem" not in flags)
@@ -158,6 +192,9 @@ def main(argv=None) -> int:
               f"time {result['agent_share_of_wall_time'][k]:.0%}")
     print(f"rtrl / tbptt throughput: {result['rtrl_over_tbptt']:.2f}; reusing the acting stem pass: "
           f"{result['reuse_speedup']:.2f}x")
+    for k in with_actors:
+        result[f"{k}_over_sync"] = med[k] / med["rtrl"]
+        print(f"{k:16s} {med[k]:8.1f} frames/s   {result[f'{k}_over_sync']:.2f}x the synchronous rtrl loop")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2))

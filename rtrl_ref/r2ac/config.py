@@ -43,6 +43,9 @@ class Config:
                    "recurrence whose state the heads read (indrnn, mingru, lru: Re of its complex state); the "
                    "other cells run their NumPy drivers (--backend and the forget-gate options apply to the eLSTM "
                    "only)", choices=tuple(CORES))
+    layers: int = _f(1, "stacked eLSTM layers (cell elstm only): layer 1 reads the core input, layer l > 1 the "
+                     "cell of layer l - 1, the output gate the top layer's cell; rtrl carries the exact stacked "
+                     "traces, dense across layers (rtrl_ref.stacked, NumPy: --backend does not apply)")
     stem: str = _f("auto", "observation encoder: nature (CNN), impala (deep ResNet), mlp, identity (vectors "
                    "straight into the eLSTM); auto = nature for pixels, mlp for vectors", choices=STEM_NAMES)
     stem_grad: str = _f("tbptt", "gradient into the stem: tbptt (through the eLSTM inside the unroll), "
@@ -93,6 +96,13 @@ class Config:
     eval_every: int = _f(0, "updates between evaluations (eval_episodes fresh episodes, sampled actions; "
                          "eval_return column of log.csv); 0 = never")
     eval_episodes: int = _f(10, "episodes per evaluation of --eval-every")
+    actors: int = _f(0, "Ray actors that act in parallel with the learner (rtrl_ref.r2ac.distributed; needs the "
+                     "distributed extra); each owns num_envs / actors environments and the learner batches "
+                     "`actors` rollouts per update; 0 = the synchronous loop")
+    ray_address: str = _f("", "with --actors: address of a running Ray cluster to join (e.g. auto or "
+                          "host:6379); empty = start a local Ray with this machine's cores")
+    rollouts_in_flight: int = _f(1, "with --actors: rollout requests queued per actor (backpressure: an actor "
+                                 "acts at most this many rollouts ahead of the learner)")
 
 
 PRESETS: dict[str, dict] = {
@@ -218,6 +228,10 @@ def make_config(argv: list[str] | None = None, **overrides) -> Config:
 
 def validate_config(c: Config) -> None:
     get_learner(c.learner)
+    if isinstance(c.layers, bool) or not isinstance(c.layers, int) or c.layers < 1:
+        raise ValueError(f"layers: expected an integer >= 1, got {c.layers!r}")
+    if c.layers > 1 and c.cell != "elstm":
+        raise ValueError(f"layers: expected 1 with cell {c.cell} (only elstm layers stack), got {c.layers}")
     get_stem_grad(c.stem_grad)
     if c.env.split("?", 1)[0] == "memory:copy":
         raise ValueError("env: memory:copy is the supervised copy task, not an environment of this trainer; "
@@ -230,6 +244,13 @@ def validate_config(c: Config) -> None:
     if c.eval_every < 0 or c.eval_episodes < 1:
         raise ValueError(f"eval_every, eval_episodes: expected integers >= 0 and >= 1, got {c.eval_every} and "
                          f"{c.eval_episodes}")
+    if c.actors < 0:
+        raise ValueError(f"actors: expected an integer >= 0 (0 = the synchronous loop), got {c.actors}")
+    if c.actors and c.num_envs % c.actors:
+        raise ValueError(f"num_envs, actors: expected num_envs divisible by actors (each actor owns num_envs / "
+                         f"actors environments), got {c.num_envs} and {c.actors}")
+    if c.rollouts_in_flight < 1:
+        raise ValueError(f"rollouts_in_flight: expected a positive integer, got {c.rollouts_in_flight}")
     if c.blas_threads < 0:
         raise ValueError(f"blas_threads: expected an integer >= 0, got {c.blas_threads}")
     for name in ("total_frames", "num_envs", "unroll", "hidden", "features", "log_every"):
@@ -255,7 +276,7 @@ def describe_config(config: Config) -> str:
 # ----------------------------------------------------------------------------- config.json
 
 RESUMABLE = ("total_frames", "progress", "checkpoint_minutes", "log_every", "backend", "blas_threads", "reuse_stem",
-             "tensorboard", "eval_every", "eval_episodes")
+             "tensorboard", "eval_every", "eval_episodes", "actors", "ray_address", "rollouts_in_flight")
 
 
 def write_config(run_dir: Path, config: Config, git_revision: str = "unknown") -> None:

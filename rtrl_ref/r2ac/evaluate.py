@@ -98,7 +98,8 @@ def evaluate_policy(config, spec, params, episodes: int, num_envs: int = 0, seed
         obs, _ = env.reset()
         reward = np.zeros(num_envs, np.float32)                            # (B,)
         reset = np.ones(num_envs, bool)                                    # (B,)
-        c = get_learner(config.learner, config.cell).init_state(num_envs, spec.features + 1, config.hidden).c  # (B, H)
+        c = get_learner(config.learner, config.cell, config.layers).init_state(
+            num_envs, spec.features + 1, config.hidden).c                  # (B, H), or (B, L, H) for L layers
         for _ in range(max_steps):
             if recorder is not None:
                 recorder.add(obs[0], bool(reset[0]))

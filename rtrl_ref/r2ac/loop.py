@@ -221,9 +221,16 @@ def explained_variance(targets, predictions) -> float:
 
 # ============================================================================= the plumbing
 
-def train(config: Config) -> Summary:
+def train(config: Config, learn=None) -> Summary:
     """Train (or resume) a run. Every check runs before the run folder is created or touched: a start
-    that fails raises UsageError (a ValueError naming the flag) and leaves nothing behind."""
+    that fails raises UsageError (a ValueError naming the flag) and leaves nothing behind.
+
+    learn: what trains once the run has started, called like `_train` (default: the synchronous
+    loop); rtrl_ref.r2ac.distributed.train passes its actor-learner for --actors N.
+    """
+    if config.actors and learn is None:
+        raise UsageError(f"--actors {config.actors}: this loop runs no actors; train with "
+                         f"rtrl_ref.r2ac.distributed.train (as python -m rtrl_ref.train does)")
     try:
         start = _start(config)
     except ValueError as err:
@@ -240,7 +247,7 @@ def train(config: Config) -> Summary:
         print(f"run folder: {run_dir}", flush=True)
         print(budget_plan(config, counters.frames), flush=True)
         with blas_threads(config.blas_threads):
-            return _train(config, env, spec, params, opt_state, counters, rng, run_dir)
+            return (learn or _train)(config, env, spec, params, opt_state, counters, rng, run_dir)
     finally:
         lock.release()
         env.close()
@@ -266,6 +273,7 @@ def _checked_setup(config: Config, close: bool):
     if not config.resume:
         check_new_run(config)
     tensorboard_writer_class(config)                                       # --tensorboard needs its package
+    ray_module(config)                                                     # --actors needs ray
     env = make_env(config)
     try:
         spec = agent_spec(config, env)
@@ -325,6 +333,18 @@ def tensorboard_writer_class(config: Config):
         raise ValueError("--tensorboard: needs the tensorboardX package (pip install 'rtrl_ref[tensorboard]' "
                          "or pip install tensorboardX)") from None
     return SummaryWriter
+
+
+def ray_module(config: Config):
+    """The ray module when --actors is on (None otherwise); ValueError naming --actors if it is missing."""
+    if not config.actors:
+        return None
+    try:
+        import ray
+    except ImportError:
+        raise ValueError(f"--actors {config.actors}: needs the ray package (pip install 'rtrl_ref[distributed]' "
+                         f"or pip install ray)") from None
+    return ray
 
 
 def budget_plan(config: Config, frames: int) -> str:
@@ -454,7 +474,8 @@ def _train(config: Config, env, spec: AgentSpec, params, opt_state, counters: Co
     B, T = config.num_envs, config.unroll
     logger = Logger(config, run_dir, counters.frames)
     stats = EpisodeStats(counters.episodes)
-    state = get_learner(config.learner, config.cell).init_state(B, spec.features + 1, config.hidden, np.float32)
+    state = get_learner(spec.learner, spec.cell, spec.layers).init_state(B, spec.features + 1, spec.hidden,
+                                                                          np.float32)
     obs, _ = env.reset()
     last = EnvOutput(obs, np.zeros(B, np.float32), np.ones(B, bool))      # reward (B,), reset (B,)
     start = time.monotonic() - counters.seconds
@@ -484,10 +505,15 @@ def _train(config: Config, env, spec: AgentSpec, params, opt_state, counters: Co
         logger.close()
     _plot(run_dir)
     if received:
-        name = signal.Signals(received[0]).name
-        raise TrainingStopped(f"interrupted by {name} at {counters.frames} frames; checkpoint saved in {run_dir}; "
-                              f"continue with: python -m rtrl_ref.train --resume {run_dir}", 128 + received[0])
+        raise interrupted(received[0], counters, run_dir)
     return Summary(run_dir, counters.frames, counters.updates, counters.seconds, stats.mean_return(), stats.count)
+
+
+def interrupted(signum: int, counters: Counters, run_dir: Path) -> TrainingStopped:
+    """The stop after a signal, once the checkpoint is saved: what it says and its exit status."""
+    return TrainingStopped(f"interrupted by {signal.Signals(signum).name} at {counters.frames} frames; checkpoint "
+                           f"saved in {run_dir}; continue with: python -m rtrl_ref.train --resume {run_dir}",
+                           128 + signum)
 
 
 def _progress(config: Config, initial: int):
@@ -501,9 +527,9 @@ def _progress(config: Config, initial: int):
 
 def run_identity(config: Config, spec: AgentSpec) -> dict:
     """What a checkpoint's arrays mean: the setting a resume must match (stored in its metadata)."""
-    return dict(env=config.env, learner=config.learner, cell=config.cell, stem=spec.stem, stem_grad=config.stem_grad,
-                hidden=config.hidden, features=spec.features, num_envs=config.num_envs, unroll=config.unroll,
-                obs_shape=list(spec.obs_shape), num_actions=spec.num_actions)
+    return dict(env=config.env, learner=config.learner, cell=config.cell, layers=spec.layers, stem=spec.stem,
+                stem_grad=config.stem_grad, hidden=config.hidden, features=spec.features, num_envs=config.num_envs,
+                unroll=config.unroll, obs_shape=list(spec.obs_shape), num_actions=spec.num_actions)
 
 
 def _save(run_dir: Path, config: Config, spec: AgentSpec, params, opt_state, counters: Counters, rng) -> None:

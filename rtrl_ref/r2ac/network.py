@@ -1,7 +1,8 @@
 """The R2AC network: stem -> [features ; clipped reward] -> recurrent core -> heads.
 
     x_t      = [stem(obs_t) ; clip(r_t)]          (B, I),  I = features + 1
-    h_t      = core(x_t)                          eLSTM + output gate, or Re(s_t) of a cell of
+    h_t      = core(x_t)                          eLSTM + output gate (AgentSpec.layers stacked eLSTMs,
+                                                  the gate on the top one), or Re(s_t) of a cell of
                                                   rtrl_ref.cells (AgentSpec.cell; rtrl_ref.r2ac.core)
     logits_t, v_t = heads(h_t)                    (B, A), (B,)
 
@@ -44,6 +45,7 @@ class AgentSpec(NamedTuple):
     forget_init: str = "constant"
     chrono_t_max: float = 100.0
     cell: str = "elstm"       # the core (rtrl_ref.r2ac.core.CORES); runs saved before it existed are eLSTM ones
+    layers: int = 1           # stacked eLSTM layers (cell elstm only; rtrl_ref.r2ac.core.stacked_core)
 
 
 def resolve_stem(stem: str, obs_shape: tuple) -> str:
@@ -69,15 +71,15 @@ def agent_spec(config, env) -> AgentSpec:
     return AgentSpec(config.learner, config.stem_grad, stem, shape,
                      env.num_actions, features, config.hidden, config.reward_clip, config.backend,
                      config.forget_bias, config.stem_init, config.forget_init, config.chrono_t_max,
-                     cell=config.cell)
+                     cell=config.cell, layers=config.layers)
 
 
 def init_agent(rng: np.random.Generator, spec: AgentSpec, dtype=np.float32) -> AgentParams:
-    learner = get_learner(spec.learner, spec.cell)
+    learner = get_learner(spec.learner, spec.cell, spec.layers)
     get_stem_grad(spec.stem_grad)
     I = spec.features + 1
     stem = get_stem(spec.stem).init(rng, spec.obs_shape, spec.features, dtype, init_scheme=spec.stem_init)
-    core = get_core(spec.cell).init(rng, I, spec.hidden, dtype, forget_bias=spec.forget_bias,
+    core = get_core(spec.cell, spec.layers).init(rng, I, spec.hidden, dtype, forget_bias=spec.forget_bias,
                                     forget_init=spec.forget_init, chrono_T_max=spec.chrono_t_max)
     heads = init_heads(rng, learner.out_features(I, spec.hidden), spec.num_actions, dtype)
     return AgentParams(stem, core, heads)
@@ -105,7 +107,7 @@ def act_with_stem(spec: AgentSpec, params: AgentParams, obs, reward, reset, c_tm
     """`act`, also returning the step's StemPass (features (B, F)) for the learner to reuse."""
     features, stem_cache = get_stem(spec.stem).forward(params.stem, obs)   # (B, F)
     x_t = core_input(features, reward, reset, spec.reward_clip)            # (B, I)
-    h_t, c_t = get_learner(spec.learner, spec.cell).step(params.core, x_t, reset, c_tm1)
+    h_t, c_t = get_learner(spec.learner, spec.cell, spec.layers).step(params.core, x_t, reset, c_tm1)
     logits, value, _ = heads_forward(params.heads, h_t)
     return logits, value, c_t, StemPass(features, stem_cache)
 
@@ -138,7 +140,8 @@ def unroll_forward(spec: AgentSpec, params: AgentParams, obs, reward, reset, sta
         stem_pass = StemPass(*get_stem(spec.stem).forward(params.stem, obs))
     features, stem_cache = stem_pass                                       # (T + 1, B, F)
     x = core_input(features, reward, reset, spec.reward_clip)              # (T + 1, B, I)
-    h, core_cache = get_learner(spec.learner, spec.cell).forward(params.core, x, reset, state, spec.backend)
+    learner = get_learner(spec.learner, spec.cell, spec.layers)
+    h, core_cache = learner.forward(params.core, x, reset, state, spec.backend)
     logits, values, heads_cache = heads_forward(params.heads, h)
     return logits, values, UnrollCache(stem_cache, core_cache, heads_cache, reset)
 
@@ -153,8 +156,8 @@ def unroll_backward(spec: AgentSpec, params: AgentParams, cache: UnrollCache, g_
     g_logits_all = np.concatenate([g_logits, np.zeros_like(g_logits[:1])])  # (T + 1, B, A)
     g_values_all = np.concatenate([g_values, np.zeros_like(g_values[:1])])  # (T + 1, B)
     g_h, g_heads = heads_backward(g_logits_all, g_values_all, cache.heads, params.heads)
-    back = get_learner(spec.learner, spec.cell).backward(get_stem_grad(spec.stem_grad), params.core, cache.core,
-                                                         cache.reset, g_h[:T], state_in, spec.backend)
+    back = get_learner(spec.learner, spec.cell, spec.layers).backward(
+        get_stem_grad(spec.stem_grad), params.core, cache.core, cache.reset, g_h[:T], state_in, spec.backend)
     g_stem = None
     if back.g_x is not None:
         g_features = np.concatenate([back.g_x[..., :-1], np.zeros_like(back.g_x[:1, ..., :-1])])

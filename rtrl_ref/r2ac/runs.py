@@ -29,7 +29,10 @@ LOG_FIELDS = ("frames", "updates", "seconds", "fps", "episodes", "mean_return", 
               # per part, fraction of clipped updates, mean |advantage|, the norms of the policy-gradient
               # and entropy parts of d loss / d logits, and the baseline's explained variance
               "grad_norm_stem", "grad_norm_core", "grad_norm_heads", "clipped", "adv_abs",
-              "pg_logit_grad", "entropy_logit_grad", "explained_variance")
+              "pg_logit_grad", "entropy_logit_grad", "explained_variance",
+              # with --actors: mean updates between the parameters a rollout was acted with and those
+              # that learn from it, and the rollouts lost to actors that died (a running count)
+              "policy_lag", "lost_rollouts")
 LOG_FILE = "log.csv"
 LOCK_FILE = ".lock"
 

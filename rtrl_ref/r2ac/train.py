@@ -4,7 +4,9 @@ One synchronous loop, CleanRL style: act for `unroll` steps in `num_envs` enviro
 learner update on that unroll (V-trace actor-critic loss, hand-derived gradients, exact RTRL for
 the eLSTM when --learner rtrl), RMSProp with a linearly decaying learning rate and a global
 gradient-norm clip. Behaviour and target policy coincide (the update follows each unroll), so
-the V-trace importance weights are 1; V-trace is kept so that the loss is the paper's.
+the V-trace importance weights are 1; V-trace is kept so that the loss is the paper's. With
+--actors N, N Ray actors act while the learner learns, and V-trace corrects their policy lag
+(rtrl_ref/r2ac/distributed.py).
 
 A run folder holds config.json (with the git revision), log.csv, curve.png and an atomic
 checkpoint (checkpoint.npz, no pickle), written after the first update and then every
@@ -27,7 +29,8 @@ import tomllib
 
 from rtrl_ref.r2ac.cli import report
 from rtrl_ref.r2ac.config import Config, build_parser, describe_config, make_config
-from rtrl_ref.r2ac.loop import TrainingStopped, UsageError, check_start, report_stopped, train
+from rtrl_ref.r2ac.distributed import train
+from rtrl_ref.r2ac.loop import TrainingStopped, UsageError, check_start, report_stopped
 
 PROG = "python -m rtrl_ref.train"
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
