@@ -12,6 +12,7 @@ pytest.importorskip("popgym")
 import envs
 from rtrl_ref.r2ac import confirm
 from rtrl_ref.r2ac.confirm import TABLE_TASKS, chance_return, main, task_info
+from rtrl_ref.r2ac.evidence import memory_times, run_evidence
 
 REQUIRED = {"RepeatPreviousEasy", "RepeatFirstEasy", "CountRecallEasy", "AutoencodeEasy", "HigherLowerEasy",
             "PositionOnlyCartPoleEasy", "VelocityOnlyCartPoleEasy", "NoisyPositionOnlyCartPoleEasy"}
@@ -71,11 +72,19 @@ def test_smoke_run_writes_the_table_and_is_resumable(tmp_path, capsys):
     text = (out / "results.md").read_text()
     header = next(line for line in text.splitlines() if line.startswith("| task | memory span"))
     assert "rtrl >= tbptt" in header and "rtrl > feedforward" in header and "POPGym paper" in header
-    rows = [line for line in text.splitlines() if line.startswith("| RepeatPreviousEasy | 5 |")
-            or line.startswith("| PositionOnlyCartPoleEasy | 2 |")]
+    lines = text.splitlines()
+    table = lines[lines.index(header) + 2:lines.index("", lines.index(header))]
+    starts = ("| RepeatPreviousEasy | 5 |", "| PositionOnlyCartPoleEasy | 2 |")
+    rows = [line for line in table if line.startswith(starts)]
     assert len(rows) == 2 and all(row.count("|") == header.count("|") for row in rows)
     assert "not found" in rows[0] and "popgym-table --tasks" in text
-    assert (out / "table.png").stat().st_size > 10_000
+    assert (out / "table.png").stat().st_size > 10_000 and (out / "curves.png").stat().st_size > 10_000
+    evidence = rp["rtrl_evidence"]
+    run = out / "runs" / "RepeatPreviousEasy-rtrl-s0"
+    assert evidence == run_evidence(run, 5) and evidence["grad_norm_core"] > 0
+    assert evidence["return_end"] is None               # 20 steps per environment: no episode of 52 ended
+    row = next(line for line in lines if line.startswith("| RepeatPreviousEasy | 5 | - | - |"))
+    assert f"| {evidence['tau_median']:.1f} / {evidence['tau_max']:.0f} |" in row
     capsys.readouterr()
 
     # a second call trains nothing and writes the same table
@@ -133,3 +142,11 @@ def test_a_finished_run_counts_whatever_preset_named_the_same_values(tmp_path):
     assert confirm.run_status(run, expected) == "done"
     with pytest.raises(ValueError, match="hidden"):
         confirm.run_status(run, make_config(confirm.table_argv(tmp_path, job, 64, "--hidden 8")))
+
+
+def test_memory_time_is_the_decay_time_of_the_forget_gate():
+    # f = sigmoid(b_f) keeps f^t of what a cell wrote; tau = 1 / (1 - f) = 1 + exp(b_f)
+    b_f = np.array([-3.0, 0.0, 2.0, 6.0])
+    f = 1 / (1 + np.exp(-b_f))
+    assert np.allclose(memory_times(b_f), 1 / (1 - f))
+    assert memory_times(np.array([0.0]))[0] == 2.0

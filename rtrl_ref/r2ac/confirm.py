@@ -48,6 +48,7 @@ from rtrl_ref.r2ac.checkpoint import CHECKPOINT_FILE, read_checkpoint
 from rtrl_ref.r2ac.cli import ArgumentParser, report
 from rtrl_ref.r2ac.config import Config, make_config, read_config, read_run_record
 from rtrl_ref.r2ac.evaluate import evaluate_run
+from rtrl_ref.r2ac.evidence import evidence_markdown, mean_evidence, plot_task_curves, run_evidence
 from rtrl_ref.r2ac.plot import plot_runs
 
 EXPERIMENTS = {
@@ -347,7 +348,8 @@ def _yes_no(value, target) -> str:
     return f"**{word}**" if target and value is False else word
 
 
-def table_markdown(summary: dict, facts: dict, rows: list[dict], settings: dict, args, seconds: float) -> str:
+def table_markdown(summary: dict, facts: dict, rows: list[dict], settings: dict, args, seconds: float,
+                   evidence: dict | None = None) -> str:
     learners = args.learners
     flags = " ".join(TABLE_FLAGS) + (f" {args.train_flags}" if args.train_flags else "")
     lines = ["# POPGym table: rtrl, tbptt and feedforward on POPGym tasks", "",
@@ -359,7 +361,7 @@ def table_markdown(summary: dict, facts: dict, rows: list[dict], settings: dict,
              "actions. Returns are POPGym's, scaled so that an episode's return lies in [-1, 1].", "",
              "| task | memory span (steps) | chance | optimal | random policy (measured) | "
              + " | ".join(f"{lr}: mean (seeds)" for lr in learners)
-             + " | rtrl >= tbptt | rtrl > feedforward | POPGym paper, best memory model at Easy |",
+             + " | rtrl >= tbptt | rtrl > feedforward | POPGym paper, best memory model |",
              "|---|---:|---:|---:|---:|" + "---:|" * len(learners) + "---|---|---|"]
     for task, s in summary.items():
         f = facts[task]
@@ -387,11 +389,17 @@ def table_markdown(summary: dict, facts: dict, rows: list[dict], settings: dict,
                      + (f" (n = {f['num_actions']})" if f["chance_rule"] == "pm" else "") + ".")
     lines += ["- random policy (measured): `evaluate_run(..., random_policy=True)` on the task, "
               f"{args.eval_episodes} episodes.",
-              "- POPGym paper: the best memory model's score at Easy in Morad et al., ICLR 2023 (their MMER, with "
-              "their budget). \"not found\": the number could not be retrieved when the table was prepared; it is "
-              "not quoted rather than guessed (`POPGYM_PAPER_BEST` in rtrl_ref/r2ac/confirm.py).", "",
-              "![evaluation return per task and learner](table.png)", "",
-              "| task | learner | seed | eval return (mean +- std) | train return (last 100) | frames | frames/s |",
+              "- POPGym paper: the best memory model's score at the task's level in Morad et al., ICLR 2023 (their "
+              "MMER, with their budget). \"not found\": the number could not be retrieved when the table was "
+              "prepared; it is not quoted rather than guessed (`POPGYM_PAPER_BEST` in rtrl_ref/r2ac/confirm.py).", "",
+              "![evaluation return per task and learner](table.png)", ""]
+    if evidence:
+        lines += ["Evidence for where rtrl learns and where not (means over seeds; `rtrl_ref/r2ac/evidence.py`: the "
+                  "training return, the eLSTM's gradient norm before the clip, and each cell's zero-input memory time "
+                  "tau = 1 + exp(b_f) from the final forget-gate bias):", "",
+                  *evidence_markdown(evidence, {t: facts[t]["span"] for t in evidence}, "rtrl"), "",
+                  "![training return per task, every learner (mean over seeds, min-max band)](curves.png)", ""]
+    lines += ["| task | learner | seed | eval return (mean +- std) | train return (last 100) | frames | frames/s |",
               "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['task']} | {r['learner']} | {r['seed']} | {r['eval_mean']:.3f} +- {r['eval_std']:.3f} | "
@@ -531,11 +539,17 @@ def popgym_table_main(argv: list[str]) -> int:
     seconds = time.monotonic() - start
     plot_table(summary, facts, args.learners, out / "table.png",
                f"POPGym, {args.frames:,} frames per run, {args.seeds} seeds (points), mean (bars)")
-    (out / "results.md").write_text(table_markdown(summary, facts, rows, settings, args, seconds))
+    evidence = {task: mean_evidence([run_evidence(run, facts[task]["span"]) for job, run in zip(jobs, runs)
+                                     if job.task == task and job.learner == "rtrl"])
+                for task in args.tasks if "rtrl" in args.learners}
+    plot_task_curves({task: [run for job, run in zip(jobs, runs) if job.task == task] for task in args.tasks},
+                     out / "curves.png", f"POPGym, training return, {args.seeds} seeds per learner")
+    (out / "results.md").write_text(table_markdown(summary, facts, rows, settings, args, seconds, evidence))
     (out / "results.json").write_text(json.dumps(dict(
         command=args.command, flags=list(TABLE_FLAGS), train_flags=args.train_flags, frames=args.frames,
         seeds=args.seeds, eval_episodes=args.eval_episodes, settings=settings, seconds=seconds,
-        tasks={t: dict(**facts[t], **summary[t]) for t in args.tasks}, runs=rows), indent=2))
+        tasks={t: dict(**facts[t], **summary[t], rtrl_evidence=evidence.get(t)) for t in args.tasks}, runs=rows),
+        indent=2))
     for task, s in summary.items():
         print(f"{task}: " + ", ".join(f"{lr} {m:.3f}" for lr, m in s["means"].items()))
     print(f"wrote {out / 'results.md'}")
