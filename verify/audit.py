@@ -10,6 +10,10 @@ Families of checks (verify.checks, as rows by verify.audit_checks), each over pr
     dense rtrl vs rtrl              the naive influence-matrix reference (tiny H)
     <backend> vs numpy              every available backend (cupy only with a GPU): drivers and kernels
     tbptt bias                      TBPTT(k < T) measurably differs, TBPTT(T) equals BPTT
+    cells: bptt vs finite differences   IndRNN, minGRU, LRU (rtrl_ref.cells): float64, every parameter,
+                                    x and Re/Im s_0; short, saturated and long (J_t near 1)
+    cells: rtrl step form vs bptt   the same cells, numpy and numba steps, float64 and float32, run as
+                                    consecutive calls (state and traces carried), resets per row
     oracle golden cases             the committed cases against the current code
     negative twins                  each check run on a deliberately wrong gradient must fail
 
@@ -31,11 +35,14 @@ from typing import NamedTuple
 import numpy as np
 
 from rtrl_ref.kernels import BACKENDS, available_backends
-from verify import broken
+from verify import broken, cell_broken
 from verify.audit_checks import (
     Row,
     backend_vs_numpy,
     bptt_vs_fd,
+    cell_bptt_vs_fd,
+    cell_rtrl_vs_bptt,
+    cell_setup,
     dense_vs_rtrl,
     failed,
     oracle_golden,
@@ -46,6 +53,7 @@ from verify.audit_checks import (
     skipped,
     tbptt_bias,
 )
+from verify.cell_checks import CELL_NAMES, CELL_REGIMES, CELL_RESETS
 from verify.checks import LIBRARY, Drivers, check_backend_carried_pass, check_backend_step
 from verify.compare import tolerance
 from verify.problem import REGIMES, RESET_PATTERNS
@@ -147,6 +155,9 @@ def plan(opt: Options, impl: Drivers, available: list) -> list[Family]:
                 fams.append(Family("tbptt bias", lambda T=T, k=k, d=dtype, m=mode: tbptt_bias(
                     seed + 6, T, k, d, m, impl), f"T={T} k={k} {mode}"))
 
+    # 4b. the IndRNN, minGRU and LRU (rtrl_ref.cells)
+    fams += cell_plan(opt, run_backends)
+
     # 5. golden oracle cases against the current code (and the JAX adapter in --full)
     fams.append(Family("oracle golden cases", lambda: oracle_golden(None), "golden set"))
     if full:
@@ -155,6 +166,94 @@ def plan(opt: Options, impl: Drivers, available: list) -> list[Family]:
     # 6. negative twins: every check must fail on a deliberately wrong gradient
     fams.append(Family("negative twins", lambda: negative_twins(opt, available), "negative twins"))
     return fams
+
+
+CELL_BACKENDS = ("numpy", "numba")      # the cells' online step backends (rtrl_ref.cells.drivers)
+
+
+def cell_cuts(T: int) -> tuple:
+    """Where a cell's RTRL run is cut into consecutive calls: thirds (state and traces carried)."""
+    return tuple(sorted({T // 3, 2 * T // 3} - {0}))
+
+
+def cell_plan(opt: Options, backends: list) -> list[Family]:
+    """The cells' rows: BPTT vs finite differences (float64) and the step form vs BPTT on every
+    cell backend that runs here, per cell over short, saturated and long (J_t near 1) problems with
+    resets per row; --full adds every regime and reset pattern and T = 1000."""
+    full = opt.mode == "full"
+    seed = opt.seed + 500
+    fams: list[Family] = []
+    combos = [(r, pat) for r in CELL_REGIMES for pat in CELL_RESETS]
+    for k, name in enumerate(CELL_NAMES):
+        if "float64" in opt.dtypes:
+            fd = [cell_setup(name, seed + k, 6, 2, 2, 3, regime="normal", resets="rows"),
+                  cell_setup(name, seed + 10 + k, 5, 2, 2, 2, regime="saturated", resets="random"),
+                  cell_setup(name, seed + 20 + k, 60, 2, 2, 2, regime="slow", resets="rows")]
+            if full:
+                fd += [cell_setup(name, seed + 100 + 30 * k + j, 5, 2, 2, 2, regime=r, resets=pat)
+                       for j, (r, pat) in enumerate(combos)]
+                fd.append(cell_setup(name, seed + 200 + k, 300, 2, 2, 2, regime="slow", resets="rows"))
+            for s in fd:
+                entries = None if s.prob.x.shape[0] <= 10 else 12
+                fams.append(Family("cells: bptt vs finite differences",
+                                   lambda s=s, e=entries: cell_bptt_vs_fd(s, max_entries=e, seed=seed), s.label))
+        for dtype in opt.dtypes:
+            sets = [cell_setup(name, seed + 30 + k, 12, 3, 3, 4, dtype, "normal", "rows"),
+                    cell_setup(name, seed + 40 + k, 10, 2, 3, 4, dtype, "saturated", "random"),
+                    cell_setup(name, seed + 50 + k, 200, 2, 3, 4, dtype, "slow", "rows")]
+            if full:
+                sets += [cell_setup(name, seed + 300 + 30 * k + j, 6 + 5 * (j % 4), 1 + j % 3, 2 + j % 4,
+                                    3 + j % 5, dtype, r, pat) for j, (r, pat) in enumerate(combos)]
+                sets.append(cell_setup(name, seed + 400 + k, 1000, 2, 3, 4, dtype, "slow", "rows"))
+            for backend in [b for b in backends if b in CELL_BACKENDS]:
+                for s in sets:
+                    fams.append(Family("cells: rtrl step form vs bptt", lambda s=s, b=backend: cell_rtrl_vs_bptt(
+                        s, b, cuts=cell_cuts(s.prob.x.shape[0])), s.label))
+    if "float64" not in opt.dtypes:
+        fams.append(Family("cells: bptt vs finite differences", lambda: [skipped(
+            "cells: bptt vs finite differences", "-", "float32", "numpy", "float64 only (--dtype)")]))
+    return fams
+
+
+def cell_negative_twins(opt: Options, available: list) -> list[Row]:
+    """Per cell: a backward with a dropped term must fail the finite-difference row; a trace update
+    with a dropped term, traces not reset, and traces not carried across calls must fail the step
+    form's row on every cell backend; a candidate with a dropped term must fail the oracle, located."""
+    seed = opt.seed + 570
+    backends = [b for b in CELL_BACKENDS if b in opt.backends and b in available]
+    out = []
+    for name in CELL_NAMES:
+        s = cell_setup(name, seed, 8, 2, 3, 4, resets="rows")
+        out.append(negative(f"{name}: bptt vs finite differences", cell_broken.BUGS[name],
+                            cell_bptt_vs_fd(s, cell=cell_broken.wrong_backward(name))))
+        for dtype in opt.dtypes:
+            s = cell_setup(name, seed, 8, 2, 3, 4, dtype, resets="rows")
+            for backend in backends:
+                for bug, wrong in ((cell_broken.DROPPED[name], cell_broken.rtrl_dropped_term),
+                                   ("traces not reset at a reset", cell_broken.rtrl_no_trace_reset),
+                                   ("carried-in traces ignored", cell_broken.rtrl_traces_not_carried)):
+                    out.append(negative(f"{name}: rtrl step form vs bptt", f"{bug} ({backend} step)",
+                                        cell_rtrl_vs_bptt(s, backend, wrong(backend), cuts=(4,))))
+        out.append(cell_oracle_negative(name))
+    return out
+
+
+def cell_oracle_negative(name: str) -> Row:
+    """The oracle checker must fail the cell candidate of verify.adapters.cell_buggy on the cell's
+    basic golden case, and locate it: the first trace of the parameter the bug is in, at its step."""
+    from verify.adapters.cell_buggy import BUGGY
+    from verify.oracle import check_candidate, load_case
+
+    bug, field, step = {"indrnn": ("indrnn_J_is_u", "trace_W", 1), "mingru": ("mingru_J_is_z", "trace_W_z", 1),
+                        "lru": ("lru_gamma_constant", "trace_nu_re", 0)}[name]
+    case = load_case(f"cell-{name}-basic-f64")
+    rep = check_candidate(case, BUGGY[bug](case))
+    first = rep.first_divergence()
+    located = not rep.ok and first is not None and first.name == field and first.first.step == step
+    t = first or rep.tensors[0]
+    return Row(f"negative twin: oracle check ({name})", case.name, "float64", "numpy", bug, t.max_abs, t.rel,
+               t.tol, "must fail", "pass" if located else "FAIL",
+               rep.summary() if located else f"not located at {field}, t={step}: {rep.summary()}")
 
 
 def negative(check: str, bug: str, rows: list) -> Row:
@@ -203,7 +302,7 @@ def negative_twins(opt: Options, available: list) -> list[Row]:
             row("carried pass", "T=4 B=2 H=3 I=5", dtype, kernel_backend, c) for c in check_backend_carried_pass(
                 broken.backend_undecayed_carried(kernel_backend), 4, 2, 3, 5, dtype, seed)]))
     rows.append(oracle_negative())
-    return rows
+    return rows + cell_negative_twins(opt, available)
 
 
 def oracle_negative() -> Row:
@@ -247,10 +346,10 @@ class AuditResult(NamedTuple):
 
     def summary_table(self) -> str:
         """The per-family summary as plain text."""
-        lines = [f"{'family':<30} {'rows':>5} {'passed':>6} {'failed':>6} {'skipped':>7} "
+        lines = [f"{'family':<34} {'rows':>5} {'passed':>6} {'failed':>6} {'skipped':>7} "
                  f"{'max rel/tol':>11} {'min bias/threshold':>18}"]
         for f in self.families():
-            lines.append(f"{f['family']:<30} {f['rows']:>5} {f['passed']:>6} {f['failed']:>6} "
+            lines.append(f"{f['family']:<34} {f['rows']:>5} {f['passed']:>6} {f['failed']:>6} "
                          f"{f['skipped']:>7} {_num(f['max_rel_over_tol']):>11} "
                          f"{_num(f['min_bias_over_threshold']):>18}")
         return "\n".join(lines)

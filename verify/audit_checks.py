@@ -12,6 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from verify import checks
+from verify.cell_checks import CellProblem, check_cell_bptt_fd, check_cell_rtrl_step, make_cell_problem
 from verify.checks import LIBRARY, Drivers
 from verify.compare import Comparison
 from verify.problem import Problem, make_problem
@@ -121,10 +122,46 @@ def tbptt_bias(seed: int, T: int, k: int, dtype: str = "float64", mode: str = "w
     return out
 
 
+class CellSetup(NamedTuple):
+    """One problem of a cell of rtrl_ref.cells and how it was drawn."""
+
+    prob: CellProblem
+    label: str
+
+    @property
+    def dtype(self) -> str:
+        return self.prob.x.dtype.name
+
+
+def cell_setup(name: str, seed: int, T: int, B: int, I: int, H: int, dtype: str = "float64",
+               regime: str = "normal", resets: str = "rows") -> CellSetup:
+    prob = make_cell_problem(name, seed, T, B, I, H, dtype, regime, resets)
+    return CellSetup(prob, f"T={T} B={B} I={I} H={H} resets={resets} regime={regime} seed={seed}")
+
+
+def cell_bptt_vs_fd(s: CellSetup, cell=None, max_entries: int | None = None, seed: int = 0) -> list[Row]:
+    """The cell's full BPTT vs central finite differences (float64); `cell` a wrong variant (twins)."""
+    check = f"{s.prob.cell.name}: bptt vs finite differences"
+    if s.dtype != "float64":
+        return [skipped(check, s.label, s.dtype, "numpy", "float64 only")]
+    note = "full sweep" if max_entries is None else f"at most {max_entries}+1 sampled entries per tensor"
+    return rows(check, s, "numpy", check_cell_bptt_fd(s.prob, cell, max_entries=max_entries, seed=seed), note)
+
+
+def cell_rtrl_vs_bptt(s: CellSetup, backend: str = "numpy", rtrl=None, cuts=()) -> list[Row]:
+    """The cell's step-form RTRL on `backend` (or `rtrl`, a wrong variant) over calls cut at `cuts`
+    vs full BPTT."""
+    check = f"{s.prob.cell.name}: rtrl step form vs bptt" + (f" (cut at {', '.join(map(str, cuts))})"
+                                                            if cuts else "")
+    return rows(check, s, backend, check_cell_rtrl_step(s.prob, backend, rtrl, cuts))
+
+
 def oracle_golden(adapter: str | None = None) -> list[Row]:
-    """Every golden case (model- and layer-level) checked against the NumPy reference, or the
+    """Every golden case (model-, layer- and cell-level) checked against the NumPy reference, or the
     model-level ones against an adapter's candidate."""
     from verify.oracle import GOLDEN, LAYER_GOLDEN, check_candidate, compute_outputs, layer_outputs, load_case
+    from verify.oracle.cell_case import cell_inputs, cell_outputs
+    from verify.oracle.make import CELL_GOLDEN
 
     out = []
     if adapter is not None:
@@ -135,10 +172,12 @@ def oracle_golden(adapter: str | None = None) -> list[Row]:
         except ImportError as e:
             return [skipped(f"oracle: {adapter} adapter vs golden cases", "golden set", "-",
                             adapter, f"not available ({e.name or e})")]
-    for spec in GOLDEN + (() if adapter else LAYER_GOLDEN):   # the adapters are model-level candidates
+    for spec in GOLDEN + (() if adapter else LAYER_GOLDEN + CELL_GOLDEN):   # the adapters are model-level
         case = load_case(spec.name)
         if adapter:
             got = cand(case)
+        elif case.kind.cell:
+            got = cell_outputs(*cell_inputs(case), case.trace_steps)
         elif case.kind.name == "layer":
             a = case.arrays
             got = layer_outputs(case.params, a["x"], a["reset"], a["c_0"], a["g_c"], case.trace_steps)

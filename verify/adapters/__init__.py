@@ -7,6 +7,11 @@ framework's tensor form. Each can inject a known bug (`BUGS`) to show what the c
     jax_elstm     JAX (jax.grad, lax.scan)          optional extra: oracle-jax
     torch_elstm   PyTorch (torch.autograd)          optional: torch (CPU wheel is enough)
 
+Cell cases (schema version 3): `cell_numpy` (plain NumPy IndRNN, minGRU and LRU with RTRL traces,
+`candidate(case)`) and `cell_buggy` (the same with one mistake each):
+
+    python -m verify.oracle check 'cell-*' --adapter verify.adapters.cell_numpy:candidate
+
     python -m verify.adapters.jax_elstm CASE --out RESULT.npz [--method rtrl|bptt] [--bug NAME]
 """
 

@@ -1,8 +1,9 @@
 """python -m verify.oracle {make,check,list,reference,fuzz}: oracle cases and the checker.
 
-    make       write cases (one from options, --kind model or layer; or the golden sets with --golden)
-    check      compare a candidate .npz with a case; exit 0 pass, 1 mismatch, 2 malformed input
-               (unknown array names included, unless --lenient)
+    make       write cases (one from options, --kind model, layer or cell; or the golden sets with --golden)
+    check      compare a candidate .npz with a case, or run an adapter (MODULE:CALLABLE, fn(case) ->
+               arrays) on cases (golden names may hold wildcards: 'cell-*'); exit 0 pass, 1 mismatch,
+               2 malformed input (unknown array names included, unless --lenient)
     list       the golden cases
     reference  write our NumPy reference's own outputs for a case, in the candidate format
                (a template of what a candidate file holds)
@@ -13,15 +14,19 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import sys
 from pathlib import Path
 
+from verify.cell_checks import CELL_NAMES, CELL_REGIMES, CELL_RESETS
 from verify.oracle import schema
 from verify.oracle.case import GOLDEN_DIR, load_case
-from verify.oracle.check import EXIT_MALFORMED, EXIT_MISMATCH, EXIT_OK, check_files
+from verify.oracle.cell_case import cell_inputs, cell_outputs
+from verify.oracle.check import EXIT_MALFORMED, EXIT_MISMATCH, EXIT_OK, check_callable, check_files
 from verify.oracle.io import MalformedInput, write_npz
 from verify.oracle.make import (
+    CELL_GOLDEN,
     GOLDEN,
     KINDS,
     LAYER_GOLDEN,
@@ -33,6 +38,8 @@ from verify.oracle.make import (
     write_case,
 )
 from verify.problem import REGIMES
+
+ALL_GOLDEN = GOLDEN + LAYER_GOLDEN + CELL_GOLDEN
 
 
 def parser() -> argparse.ArgumentParser:
@@ -46,22 +53,30 @@ def parser() -> argparse.ArgumentParser:
     mk.add_argument("--golden", action="store_true", help="write the golden sets (model and layer)")
     mk.add_argument("--kind", choices=KINDS, default="model",
                     help="model: with output gate, readout and loss (schema v1); layer: the "
-                         "recurrent layer alone, g_c given (schema v2)")
+                         "recurrent layer alone, g_c given (schema v2); cell: one cell of "
+                         "rtrl_ref.cells alone, g_s given (schema v3, with --cell)")
+    mk.add_argument("--cell", choices=CELL_NAMES, default=None, help="the cell of a cell case")
     mk.add_argument("--name", default="case")
     for k, v in (("T", 16), ("B", 2), ("I", 3), ("H", 4), ("K", 3)):
         mk.add_argument(f"--{k}", type=int, default=v, help=f"size {k} (default {v})")
     mk.add_argument("--dtype", choices=sorted(schema.DEFAULT_TOLERANCE), default="float64")
     mk.add_argument("--seed", type=int, default=0)
-    mk.add_argument("--regime", choices=REGIMES, default="normal",
-                    help="gate regime: saturated, f near 1 (forget_open) or 0 (forget_closed)")
-    mk.add_argument("--resets", choices=RESETS, default="random", help="reset pattern")
+    mk.add_argument("--regime", choices=tuple(dict.fromkeys(REGIMES + CELL_REGIMES)), default="normal",
+                    help="gate regime: saturated, f near 1 (forget_open) or 0 (forget_closed); cell "
+                         "cases: normal, saturated, slow (J_t near 1)")
+    mk.add_argument("--resets", choices=tuple(dict.fromkeys(RESETS + CELL_RESETS)), default="random",
+                    help="reset pattern (rows: cell cases only, resets differ per row)")
     mk.add_argument("--trace-steps", choices=("auto", "all", "sparse"), default="auto",
                     help="store traces at every step, or at stated steps (auto: all when T <= 64)")
     mk.add_argument("--description", default="")
 
-    ck = sub.add_parser("check", help="check a candidate against a case")
-    ck.add_argument("case", help="case path (NAME, NAME.npz or NAME.json) or a golden case name")
-    ck.add_argument("--candidate", required=True, help="candidate .npz (see docs/oracle.md)")
+    ck = sub.add_parser("check", help="check a candidate against a case, or an adapter against cases")
+    ck.add_argument("case", nargs="+", help="case path (NAME, NAME.npz or NAME.json) or a golden case "
+                    "name; with --adapter several, and golden names with wildcards ('cell-lru-*')")
+    given = ck.add_mutually_exclusive_group(required=True)
+    given.add_argument("--candidate", help="candidate .npz (see docs/oracle.md)")
+    given.add_argument("--adapter", help="MODULE:CALLABLE with fn(case) -> {name: array}, run on each "
+                       "case (e.g. verify.adapters.cell_numpy:candidate)")
     ck.add_argument("--require", default="", help="extra outputs that must be present "
                     "(comma separated), or 'all'")
     ck.add_argument("--json", default=None, help="also write the report as JSON here")
@@ -91,12 +106,12 @@ def parser() -> argparse.ArgumentParser:
 def cmd_make(args) -> int:
     if args.golden:
         out = Path(args.out) if args.out else GOLDEN_DIR
-        specs = GOLDEN + LAYER_GOLDEN
+        specs = ALL_GOLDEN
     else:
         out = Path(args.out or ".")
         specs = (CaseSpec(args.name, args.T, args.B, args.I, args.H, args.K, args.dtype,
                           args.seed, args.regime, args.resets, args.trace_steps,
-                          args.description, args.kind),)
+                          args.description, args.kind, args.cell or ""),)
     for spec in specs:
         try:
             js, npz = write_case(make_case(spec), out)
@@ -110,21 +125,53 @@ def cmd_make(args) -> int:
     return EXIT_OK
 
 
+def expand_cases(names: list) -> list:
+    """Case arguments with golden-name wildcards expanded (in golden order); ValueError if one
+    matches nothing."""
+    out = []
+    for name in names:
+        if any(ch in name for ch in "*?["):
+            hits = [s.name for s in ALL_GOLDEN if fnmatch.fnmatchcase(s.name, name)]
+            if not hits:
+                raise ValueError(f"case {name!r}: no golden case matches (python -m verify.oracle list)")
+            out += hits
+        else:
+            out.append(name)
+    return out
+
+
+def check_reports(args, require) -> list:
+    """The reports of `check`: one candidate file, or the adapter run on every case."""
+    if args.candidate is not None:
+        if len(args.case) != 1:
+            raise ValueError(f"--candidate: expected one case, got {len(args.case)}: {args.case}")
+        return [check_files(args.case[0], args.candidate, require, args.lenient)]
+    from verify.oracle.fuzz import load_target
+
+    fn = load_target(args.adapter)
+    return [check_callable(load_case(name), fn, require, args.lenient) for name in expand_cases(args.case)]
+
+
 def cmd_check(args) -> int:
     require = "all" if args.require == "all" else tuple(n for n in args.require.split(",") if n)
     try:
-        report = check_files(args.case, args.candidate, require, args.lenient)
+        reports = check_reports(args, require)
     except (MalformedInput, ValueError) as e:
         print(f"malformed input: {e}", file=sys.stderr)
         return EXIT_MALFORMED
     if args.json:                          # written first: an I/O error is rc 2, never a verdict
+        found = [r.to_dict() for r in reports]
         try:
-            _write_text(Path(args.json), json.dumps(report.to_dict(), indent=1) + "\n")
+            _write_text(Path(args.json), json.dumps(found[0] if len(found) == 1 else found, indent=1) + "\n")
         except OSError as e:
             print(f"--json {args.json}: cannot write the report ({e.strerror or e})", file=sys.stderr)
             return EXIT_MALFORMED
-    print(report.to_text())
-    return EXIT_OK if report.ok else EXIT_MISMATCH
+    print("\n\n".join(r.to_text() for r in reports))
+    if len(reports) > 1:
+        failed = [r.case for r in reports if not r.ok]
+        print(f"\n{len(reports) - len(failed)} of {len(reports)} cases pass"
+              + (f"; failing: {', '.join(failed)}" if failed else ""))
+    return EXIT_OK if all(r.ok for r in reports) else EXIT_MISMATCH
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -134,8 +181,8 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def cmd_list(args) -> int:
-    for spec in GOLDEN + LAYER_GOLDEN:
-        print(f"{spec.name:<20} {spec.kind:<5} {spec.dtype}  T={spec.T} B={spec.B} I={spec.I} "
+    for spec in ALL_GOLDEN:
+        print(f"{spec.name:<25} {spec.kind:<5} {spec.dtype}  T={spec.T} B={spec.B} I={spec.I} "
               f"H={spec.H}  {spec.description}")
     print(f"(files in {GOLDEN_DIR})")
     return EXIT_OK
@@ -152,6 +199,8 @@ def cmd_reference(args) -> int:
         if case.kind.name == "layer":
             a = case.arrays
             outputs = layer_outputs(case.params, a["x"], a["reset"], a["c_0"], a["g_c"], case.trace_steps)
+        elif case.kind.cell:
+            outputs = cell_outputs(*cell_inputs(case), case.trace_steps)
         else:
             outputs = compute_outputs(case.problem, case.trace_steps)
         write_npz(Path(args.out), outputs)

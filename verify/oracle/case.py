@@ -1,7 +1,8 @@
 """A loaded oracle case: metadata + arrays, validated against its schema and its checksums.
 
-A case is of one kind (`schema.Kind`): a model case (schema version 1) or a layer case (schema
-version 2, "kind": "layer"). `Case.kind` tells which; everything else reads the kind's arrays.
+A case is of one kind (`schema.Kind`): a model case (schema version 1), a layer case (schema
+version 2, "kind": "layer") or a cell case (schema version 3, "kind": "cell", "cell": NAME).
+`Case.kind` tells which; everything else reads the kind's arrays.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ class Case(NamedTuple):
     def kind(self) -> schema.Kind:
         kind = schema.kind_of(self.meta)
         if kind is None:
-            raise MalformedInput(f"case: schema_version/kind: expected 1, or 2 with kind 'layer', got "
-                                 f"{self.meta.get('schema_version')!r}/{self.meta.get('kind')!r}")
+            raise MalformedInput(f"case: schema_version/kind: expected 1, 2 with kind 'layer' or 3 with "
+                                 f"kind 'cell', got {self.meta.get('schema_version')!r}/"
+                                 f"{self.meta.get('kind')!r}")
         return kind
 
     @property
@@ -104,10 +106,14 @@ def validate_meta(meta: dict, where) -> None:
     if kind is None:
         version = meta.get("schema_version")
         kind_note = f" with kind {meta.get('kind')!r}" if version == schema.LAYER_SCHEMA_VERSION else ""
+        if version == schema.CELL_SCHEMA_VERSION:
+            kind_note = f" with kind {meta.get('kind')!r} and cell {meta.get('cell')!r}"
         raise MalformedInput(f"case {where}: expected schema_version {schema.SCHEMA_VERSION}, "
                              f"got {version!r}{kind_note} (this checker reads version "
-                             f"{schema.SCHEMA_VERSION}, model cases, and version "
-                             f"{schema.LAYER_SCHEMA_VERSION} with kind 'layer')")
+                             f"{schema.SCHEMA_VERSION}, model cases, version "
+                             f"{schema.LAYER_SCHEMA_VERSION} with kind 'layer', and version "
+                             f"{schema.CELL_SCHEMA_VERSION} with kind 'cell' and a cell of "
+                             f"{tuple(schema.CELL_KINDS)})")
     if meta.get("dtype") not in schema.DEFAULT_TOLERANCE:
         raise MalformedInput(f"case {where}: dtype: expected one of "
                              f"{sorted(schema.DEFAULT_TOLERANCE)}, got {meta.get('dtype')!r}")

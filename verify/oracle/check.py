@@ -14,9 +14,9 @@ zero reference (possible only in hand-made cases) is compared absolutely.
 Traces are compared at the steps the candidate gives them: the case's stored steps (leading axis
 N), every step (leading axis T) or the steps it names in an int array `trace_steps` (leading axis
 M). At steps the case does not store, the reference is recomputed from the case's inputs with the
-NumPy reference (verify.oracle.make.traces_at), so nothing is cut down. The report says which
-steps were compared and, when the first failing step follows steps that were not compared, names
-the last passing one.
+NumPy reference (verify.oracle.make.traces_at; cell_traces_at for a cell case), so nothing is cut
+down. The report says which steps were compared and, when the first failing step follows steps
+that were not compared, names the last passing one.
 
 Candidate names are strict: a name outside the kind's outputs (and `trace_steps`) is malformed
 input, with the closest schema name suggested; lenient=True lists such names as ignored instead.
@@ -322,12 +322,20 @@ class ReferenceTraces:
 
     def every_step(self) -> dict:
         if self._all is None:
+            from verify.oracle.cell_case import cell_inputs, cell_traces_at
             from verify.oracle.make import traces_at
 
             c = self.case
             f64 = np.float64
-            at, _ = traces_at(c.params.astype(f64), c.arrays["x"].astype(f64), c.arrays["reset"],
-                              c.arrays["c_0"].astype(f64), np.arange(c.sizes["T"]))
+            steps = np.arange(c.sizes["T"])
+            if c.kind.cell:
+                cell, p, x, reset, s_0, _ = cell_inputs(c)
+                p = type(p)(*(a.astype(f64) for a in p))
+                s_0 = s_0.astype(cell.zero_state(p, 1).dtype)
+                at = cell_traces_at(cell, p, x.astype(f64), reset, s_0, steps)
+            else:
+                at, _ = traces_at(c.params.astype(f64), c.arrays["x"].astype(f64), c.arrays["reset"],
+                                  c.arrays["c_0"].astype(f64), steps)
             self._all = {n: a.astype(c.dtype) for n, a in at.items()}
         return self._all
 
@@ -346,13 +354,14 @@ class ReferenceTraces:
 
 
 def layer_floors(case: Case) -> dict:
-    """{group: absolute round-off allowance} of a layer case: schema.LAYER_FLOOR_ULPS units of round-off times
-    the natural size of a trace, max(1, max|x|), and of a gradient, that times the largest
-    sum_t sum_b |g_c[t, b, h]| over h."""
+    """{group: absolute round-off allowance} of a layer or cell case: schema.LAYER_FLOOR_ULPS units of
+    round-off times the natural size of a trace, max(1, max|x|), and of a gradient, that times the
+    largest sum_t sum_b |g_c[t, b, h]| over h (|g_s|, the modulus, for a complex g_s)."""
     ulp = float(np.finfo(case.dtype).eps) * case.kind.floor_ulps
     trace_size = max(1.0, float(np.max(np.abs(case.arrays["x"]), initial=0.0)))
-    g_c_size = float(np.max(np.abs(case.arrays["g_c"].astype(np.float64)).sum((0, 1)), initial=0.0))
-    return {"traces": ulp * trace_size, "grads": ulp * trace_size * g_c_size}
+    g_abs = np.sqrt(sum(case.arrays[n].astype(np.float64) ** 2 for n in case.kind.upstream))   # (T, B, H)
+    g_size = float(np.max(g_abs.sum((0, 1)), initial=0.0))
+    return {"traces": ulp * trace_size, "grads": ulp * trace_size * g_size}
 
 
 def describe_steps(steps, T: int) -> str:

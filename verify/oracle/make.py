@@ -17,6 +17,17 @@ gradients g_c are drawn (an input), and the outputs are
     gradients   grad_*               rtrl_ref.bptt of sum_t <g_c[t], c_t>; the RTRL gradient
                                      must agree, or no case is written
 
+Cell cases (schema version 3, `kind="cell"`) hold one cell of rtrl_ref.cells (IndRNN, minGRU, LRU)
+alone, as a layer case: the immediate gradients g_s are drawn (an input), and the outputs are
+
+    forward     s                    rtrl_ref.cells.forward
+    traces      trace_*, final_*     the step form (rtrl_ref.cells.rtrl_step), every step
+    gradients   grad_*, grad_s_0     rtrl_ref.cells.bptt of sum_t <g_s[t], s_t>; the RTRL gradient
+                                     must agree, or no case is written
+
+with complex arrays (the LRU) split into NAME_re and NAME_im (verify.oracle.cell_case holds this
+reference; `make_cell_case` draws the inputs and builds the case).
+
 Generation is deterministic: the same arguments give byte-identical arrays (and files).
 """
 
@@ -33,9 +44,11 @@ from rtrl_ref.out_gate import out_gate
 from rtrl_ref.params import ELSTMParams
 from rtrl_ref.traces import Traces, grads_from_traces, reset_state, trace_step, zero_traces
 from rtrl_ref.unroll import elstm_forward
+from verify.cell_checks import CELL_NAMES, CELL_REGIMES, CELL_RESETS, make_cell_problem
 from verify.compare import rel_error
 from verify.oracle import schema
 from verify.oracle.case import Case
+from verify.oracle.cell_case import cell_outputs, draw_g_s, split_complex
 from verify.oracle.io import write_json, write_npz
 from verify.problem import REGIMES, RESET_PATTERNS, Problem, bptt_grads, make_problem
 
@@ -58,9 +71,15 @@ class CaseSpec(NamedTuple):
     resets: str = "random"
     trace_steps: str = "auto"      # all | sparse | auto (all when T <= 64)
     description: str = ""
-    kind: str = "model"            # model (schema version 1) | layer (schema version 2)
+    kind: str = "model"            # model (schema version 1) | layer (2) | cell (3)
+    cell: str = ""                 # cell cases: indrnn | mingru | lru
 
     def command(self) -> str:
+        if self.kind == "cell":
+            return (f"python -m verify.oracle make --kind cell --cell {self.cell} --name {self.name} "
+                    f"--T {self.T} --B {self.B} --I {self.I} --H {self.H} --dtype {self.dtype} "
+                    f"--seed {self.seed} --regime {self.regime} --resets {self.resets} "
+                    f"--trace-steps {self.trace_steps}")
         if self.kind == "layer":
             return (f"python -m verify.oracle make --kind layer --name {self.name} --T {self.T} "
                     f"--B {self.B} --I {self.I} --H {self.H} --dtype {self.dtype} --seed {self.seed} "
@@ -103,7 +122,33 @@ LAYER_GOLDEN = (
     CaseSpec("layer-long-f32", 1000, 1, 2, 3, dtype="float32", seed=26, regime="forget_open",
              resets="sparse", kind="layer", description="as layer-long-f64 in float32"),
 )
-KINDS = ("model", "layer")
+
+
+def _cell_golden() -> tuple[CaseSpec, ...]:
+    """Per cell: basic (ordinary values, resets per row; float64 and float32), saturated (IndRNN and
+    minGRU: tanh and sigmoid saturated; the LRU is linear) and long (T=48, J_t near 1)."""
+    specs = []
+    for k, cell in enumerate(CELL_NAMES):
+        regimes = [("basic", 6, 3, 2, 2, "normal", "rows", "all", ("float64", "float32"),
+                    "ordinary values, row 0 reset at T/2, row 1 at random steps, row 2 never"),
+                   ("long", 48, 1, 2, 2, "slow", "rows", "sparse", ("float64",),
+                    "T=48 with J_t near 1 (long memory), a reset at T/2; traces at "
+                    "stated steps")]
+        if cell != "lru":
+            regimes.insert(1, ("saturated", 8, 2, 2, 2, "saturated", "random", "all", ("float64",),
+                               "saturated activations (values ~ N(0, 2.5^2)), random resets per row"))
+        for j, (label, T, B, I, H, regime, resets, steps, dtypes, text) in enumerate(regimes):
+            for d, dtype in enumerate(dtypes):
+                specs.append(CaseSpec(f"cell-{cell}-{label}-f{dtype[-2:]}", T, B, I, H, dtype=dtype,
+                                      seed=100 + 10 * k + 2 * j + d, regime=regime, resets=resets,
+                                      trace_steps=steps, kind="cell", cell=cell,
+                                      description=f"{cell}: {text}" + (", float32" if d else "")))
+    return tuple(specs)
+
+
+# Cell golden cases (schema version 3): each cell of rtrl_ref.cells alone.
+CELL_GOLDEN = _cell_golden()
+KINDS = ("model", "layer", "cell")
 
 
 def check_spec(spec: CaseSpec) -> CaseSpec:
@@ -115,12 +160,16 @@ def check_spec(spec: CaseSpec) -> CaseSpec:
         raise ValueError(f"K: expected at least 2 readout classes, got {spec.K}")
     if spec.dtype not in schema.DEFAULT_TOLERANCE:
         raise ValueError(f"dtype: expected one of {sorted(schema.DEFAULT_TOLERANCE)}, got {spec.dtype!r}")
-    if spec.regime not in REGIMES:
-        raise ValueError(f"regime: expected one of {REGIMES}, got {spec.regime!r}")
-    if spec.resets not in RESETS:
-        raise ValueError(f"resets: expected one of {RESETS}, got {spec.resets!r}")
     if spec.kind not in KINDS:
         raise ValueError(f"kind: expected one of {KINDS}, got {spec.kind!r}")
+    regimes, resets = (CELL_REGIMES, CELL_RESETS) if spec.kind == "cell" else (REGIMES, RESETS)
+    if spec.regime not in regimes:
+        raise ValueError(f"regime: expected one of {regimes}, got {spec.regime!r}")
+    if spec.resets not in resets:
+        raise ValueError(f"resets: expected one of {resets}, got {spec.resets!r}")
+    if (spec.kind == "cell") != bool(spec.cell) or (spec.cell and spec.cell not in CELL_NAMES):
+        raise ValueError(f"cell: expected one of {CELL_NAMES} for a cell case (--kind cell) and none "
+                         f"otherwise, got {spec.cell!r} for kind {spec.kind!r}")
     if spec.trace_steps not in ("all", "sparse", "auto"):
         raise ValueError(f"trace_steps: expected all, sparse or auto, got {spec.trace_steps!r}")
     if not spec.name or any(ch in spec.name for ch in "/\\ ") or spec.name.startswith("."):
@@ -291,11 +340,59 @@ def make_layer_case(spec: CaseSpec) -> Case:
                                   drawn.c_0.astype(dtype), g_c, trace_steps, spec.description, generator)
 
 
+# --------------------------------------------------------------------------------------------
+# cell cases (schema version 3): the reference in verify.oracle.cell_case
+
+
+def make_cell_case(spec: CaseSpec) -> Case:
+    """A cell case: inputs from spec.seed (verify.cell_checks.make_cell_problem) plus drawn g_s;
+    references computed in float64 from the case-dtype inputs, rounded to the case dtype."""
+    dtype = np.dtype(spec.dtype)
+    kind = schema.CELL_KINDS[spec.cell]
+    prob = make_cell_problem(spec.cell, spec.seed, spec.T, spec.B, spec.I, spec.H, dtype, spec.regime,
+                             spec.resets)
+    cell, p = prob.cell, prob.p
+    state = prob.s_0.dtype
+    g_s = draw_g_s(spec.seed, spec.T, spec.B, spec.H, np.iscomplexobj(prob.s_0)).astype(state)
+    trace_steps = select_trace_steps(spec.T, prob.reset, spec.trace_steps)   # (N,)
+    p64 = type(p)(*(a.astype(np.float64) for a in p))
+    s_0_64 = prob.s_0.astype(cell.zero_state(p64, 1).dtype)
+    outputs = cell_outputs(cell, p64, prob.x.astype(np.float64), prob.reset, s_0_64,
+                           g_s.astype(s_0_64.dtype), trace_steps)
+    arrays = dict(zip(p._fields, p))
+    arrays.update(x=prob.x, reset=prob.reset, trace_steps=trace_steps)
+    arrays.update(split_complex("s_0", prob.s_0))
+    arrays.update(split_complex("g_s", g_s))
+    arrays = {n: np.asarray(arrays[n], order="C") for n in kind.inputs}
+    arrays.update({n: outputs[n].astype(dtype) for n in kind.outputs})
+    meta = {
+        "schema": schema.SCHEMA,
+        "schema_version": schema.CELL_SCHEMA_VERSION,
+        "kind": "cell",
+        "cell": spec.cell,
+        "name": spec.name,
+        "description": spec.description,
+        "dtype": dtype.name,
+        "sizes": dict(T=spec.T, B=spec.B, I=spec.I, H=spec.H, N=int(trace_steps.size)),
+        "generator": {"seed": spec.seed, "regime": spec.regime, "resets": spec.resets,
+                      "trace_steps": spec.trace_steps, "command": spec.command(),
+                      "reference": "computed in float64, rounded to the case dtype"},
+        "contract": f"the {spec.cell} cell alone: given the parameters, x, reset, s_0 and the immediate "
+                    f"gradients g_s, give s, the gradient of every parameter and optionally traces",
+        "conventions": kind.conventions,
+        "tolerance": kind.tolerance[dtype.name],
+        "arrays": {n: schema.array_entry(n, a, kind) for n, a in arrays.items()},
+    }
+    return Case(meta, arrays)
+
+
 def make_case(spec: CaseSpec) -> Case:
     """Inputs from spec.seed, reference outputs computed in float64, arrays in spec.dtype."""
     spec = check_spec(spec)
     if spec.kind == "layer":
         return make_layer_case(spec)
+    if spec.kind == "cell":
+        return make_cell_case(spec)
     dtype = np.dtype(spec.dtype)
     resets = sparse_resets(spec.T, spec.B) if spec.resets == "sparse" else spec.resets
     drawn = make_problem(spec.seed, spec.T, spec.B, spec.I, spec.H, spec.K, np.float64,

@@ -1,12 +1,17 @@
 """The oracle case schemas: which arrays a case holds, their shapes, and checksums.
 
-Two kinds of case (`Kind`):
+Three kinds of case (`Kind`):
 
     MODEL  schema version 1: the eLSTM with an output gate, a readout and a loss; the candidate
            gives c, h, the loss and the gradients (the module constants SPECS, BY_NAME, ...)
     LAYER  schema version 2, "kind": "layer": the recurrent layer alone; the inputs include the
            immediate gradients g_c, the candidate gives c, optionally traces, and the six eLSTM
            gradients of sum_t <g_c[t], c_t> through the recurrence
+    CELL   schema version 3, "kind": "cell", "cell": NAME: one cell of rtrl_ref.cells (IndRNN,
+           minGRU, LRU) alone, as a layer case: given g_s, the candidate gives the states s, the
+           gradient of every parameter of sum_t <g_s[t], s_t>, optionally traces (`CELL_KINDS`,
+           one Kind per cell). A complex array NAME (the LRU's state, its g_s, its traces) is
+           stored as two real arrays NAME_re and NAME_im
 
 A case is two files beside each other:
 
@@ -189,6 +194,8 @@ class Kind(NamedTuple):
     tolerance: dict         # dtype name -> {group: tol}
     conventions: dict
     floor_ulps: float       # absolute floor of traces and grads in units of round-off (0: none)
+    cell: str = ""          # cell cases: the cell's name in rtrl_ref.cells
+    upstream: tuple = ("g_c",)   # the immediate-gradient inputs (their size scales the grads' floor)
 
     @property
     def by_name(self) -> dict:
@@ -214,13 +221,90 @@ LAYER = Kind("layer", LAYER_SCHEMA_VERSION, LAYER_SPECS, LAYER_GROUPS, ("T", "B"
 KINDS = {"model": MODEL, "layer": LAYER}
 
 
+# --------------------------------------------------------------------------------------------
+# Cell cases (schema version 3): one cell of rtrl_ref.cells alone (docs/derivation.md, section 10)
+
+CELL_SCHEMA_VERSION = 3
+CELL_PARAMS = {             # each cell's parameters, in the order of its params NamedTuple
+    "indrnn": (("W", ("H", "I")), ("u", ("H",)), ("b", ("H",))),
+    "mingru": (("W_z", ("H", "I")), ("W_h", ("H", "I")), ("b_z", ("H",)), ("b_h", ("H",))),
+    "lru": (("nu", ("H",)), ("theta", ("H",)), ("B_re", ("H", "I")), ("B_im", ("H", "I"))),
+}
+COMPLEX_STATE = ("lru",)    # cells whose state (and so g_s and every trace) is complex
+CELL_EQUATIONS = {
+    "indrnn": "h_t = tanh(W x_t + u*h_tm1 + b)",
+    "mingru": "z_t = sigmoid(W_z x_t + b_z); htilde_t = W_h x_t + b_h; h_t = (1-z_t)*h_tm1 + z_t*htilde_t",
+    "lru": "lam = exp(-exp(nu) + i exp(theta)); gamma = sqrt(1 - |lam|^2); "
+           "h_t = lam*h_tm1 + gamma*(B_re + i B_im) x_t (complex)",
+}
+
+
+def parts(name: str, complex_: bool) -> tuple:
+    """The stored names of array `name`: NAME_re and NAME_im if it is complex, else NAME."""
+    return (f"{name}_re", f"{name}_im") if complex_ else (name,)
+
+
+def _cell_specs(cell: str) -> tuple[ArraySpec, ...]:
+    cplx = cell in COMPLEX_STATE
+    fields = CELL_PARAMS[cell]
+    s = [ArraySpec(f, dims, FLOAT, "input", "", False) for f, dims in fields]
+    s += [ArraySpec("x", ("T", "B", "I"), FLOAT, "input", "", False),
+          ArraySpec("reset", ("T", "B"), BOOL, "input", "", False)]
+    s += [ArraySpec(n, ("B", "H"), FLOAT, "input", "", False) for n in parts("s_0", cplx)]
+    s += [ArraySpec(n, ("T", "B", "H"), FLOAT, "input", "", False) for n in parts("g_s", cplx)]
+    s += [ArraySpec("trace_steps", ("N",), INT, "input", "", False)]
+    s += [ArraySpec(n, ("T", "B", "H"), FLOAT, "output", "forward", True) for n in parts("s", cplx)]
+    for f, dims in fields:
+        s += [ArraySpec(n, ("N", "B") + dims, FLOAT, "output", "traces", False)
+              for n in parts(f"trace_{f}", cplx)]
+    for f, dims in fields:
+        s += [ArraySpec(n, ("B",) + dims, FLOAT, "output", "traces", False)
+              for n in parts(f"final_trace_{f}", cplx)]
+    s += [ArraySpec(f"grad_{f}", dims, FLOAT, "output", "grads", True) for f, dims in fields]
+    s += [ArraySpec(n, ("B", "H"), FLOAT, "output", "grads", False) for n in parts("grad_s_0", cplx)]
+    return tuple(s)
+
+
+def cell_conventions(cell: str) -> dict:
+    out = {
+        "cell": CELL_EQUATIONS[cell],
+        "reset": "reset[t,b] True: s_tm1 and every trace of batch row b are zeroed before step t",
+        "s_0": "initial state, a constant (its traces are zero); grad_s_0 is d/ds_0 before the reset "
+               "mask of step 0",
+        "g_s": "immediate gradients dL/ds_t from outside the recurrence (an input of the case); the "
+               "cell's objective is L = sum_t sum_b <g_s[t,b], s_t[b]>",
+        "traces": "trace_P[n] = ds_t/dP at t = trace_steps[n], after that step's reset and update; "
+                  "only unit h's own row is kept: trace_W[n,b,h,i] = ds_t[b,h]/dW[h,i]",
+        "gradients": "grad_P = dL/dP of L = sum_t sum_b <g_s[t,b], s_t[b]> through the recurrence "
+                     "(BPTT; equals sum_t sum_b <g_s[t,b], trace_P[t,b]>)",
+    }
+    if cell in COMPLEX_STATE:
+        out["complex"] = ("the state is complex; a complex array NAME is stored as NAME_re and NAME_im; "
+                          "g_s = dL/dRe(s) + i dL/dIm(s), trace_P = dRe(s)/dP + i dIm(s)/dP, "
+                          "<g, a> = Re(conj(g) a); the parameters are real")
+    return out
+
+
+def _cell_kind(cell: str) -> Kind:
+    return Kind(f"cell-{cell}", CELL_SCHEMA_VERSION, _cell_specs(cell), LAYER_GROUPS,
+                ("T", "B", "I", "H", "N"), LAYER_TOLERANCE, cell_conventions(cell), LAYER_FLOOR_ULPS,
+                cell, parts("g_s", cell in COMPLEX_STATE))
+
+
+CELL_KINDS = {cell: _cell_kind(cell) for cell in CELL_PARAMS}
+KINDS.update({k.name: k for k in CELL_KINDS.values()})
+
+
 def kind_of(meta: dict) -> Kind | None:
-    """The kind of a case from its metadata: version 1 is a model case, version 2 names its kind."""
+    """The kind of a case from its metadata: version 1 is a model case, versions 2 and 3 name
+    their kind (and a cell case its cell)."""
     version = meta.get("schema_version")
     if version == SCHEMA_VERSION and meta.get("kind", "model") == "model":
         return MODEL
     if version == LAYER_SCHEMA_VERSION and meta.get("kind") == "layer":
         return LAYER
+    if version == CELL_SCHEMA_VERSION and meta.get("kind") == "cell":
+        return CELL_KINDS.get(meta.get("cell"))
     return None
 
 
