@@ -1,6 +1,7 @@
 """The notebooks run top to bottom (with CI set, which shrinks their loops) and say what they
-claim: every check they print passes and the deliberately wrong gradient is caught."""
+claim: every check they print passes and every deliberately wrong input is caught."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -19,22 +20,83 @@ def _run(path: Path, monkeypatch) -> str:
     return "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
 
 
+def _line(text: str, prefix: str) -> str:
+    """The one printed line that starts with prefix."""
+    lines = [line for line in text.splitlines() if line.startswith(prefix)]
+    assert len(lines) == 1, f"expected one line starting with {prefix!r}, got {lines}\n{text}"
+    return lines[0]
+
+
+def _no_failure(text: str) -> None:
+    assert "FAIL" not in text and "NOT caught" not in text, text
+
+
+def check_01(text: str) -> None:
+    _no_failure(text)
+    assert text.count(" ok") >= 12 and "caught" in text, text
+
+
+def check_02(text: str) -> None:
+    _no_failure(text)
+    assert "evaluation return" in text and "ratio:" in text, text
+    # the second-layer cost is measured: every committed L = 2 row carries exactly (2I + 6) H^2 + (2I + 8) H
+    # float32 numbers, and the fresh run's traces equal trace_bytes for L = 1, 2, 3
+    assert text.count("== 4 ((2I + 6) H^2 + (2I + 8) H): ok") >= 3, text
+    fresh = [line for line in text.splitlines() if "trace_bytes says" in line]
+    assert {line.split(",")[0] for line in fresh} == {"L = 1", "L = 2", "L = 3"}, text
+    assert all(": ok;" in line for line in fresh), text
+    assert "largest H in 24 GiB" in text, text
+
+
+def check_03(text: str) -> None:
+    _no_failure(text)
+    for claim in ("V-trace matches the slow reference, targets v_s",
+                  "V-trace matches the slow reference, advantages A_s",
+                  "d loss / d logits vs finite differences", "d loss / d values vs finite differences",
+                  "immediate gradient g_c", "rtrl gradient == full-history BPTT"):
+        assert ": ok" in _line(text, claim), text
+    for wrong in ("off-by-one in the discounts", "policy gradient without -pi", "g_c without the gate's path"):
+        assert _line(text, wrong).endswith("-> caught"), text
+    # every learner step of the rtrl learner equals full-history BPTT to round-off; tbptt's differs after the first
+    per_unroll = [line for line in text.splitlines() if line.startswith("unroll ")]
+    assert len(per_unroll) >= 3, text
+    rtrl = [float(re.search(r"worst relative difference (\S+);", line).group(1)) for line in per_unroll]
+    assert max(rtrl) < 1e-10, text
+    tbptt = float(re.search(r"relative difference up to (\S+) after", _line(text, "tbptt differs:")).group(1))
+    assert tbptt > 1e-2, text
+    for learner in ("rtrl", "tbptt"):
+        assert "evaluation return" in _line(text, f"{learner}: evaluation return"), text
+
+
+def check_04(text: str) -> None:
+    # the buggy layer: the golden case's report names the first divergence, the fuzzer shrinks a counterexample
+    assert ("MISMATCH: 12 of 13 tensors differ from case layer-basic-f64; first divergence: trace_W_z at step t=1"
+            in text), text
+    assert _line(text, "first divergence: trace_W_z at step t=1"), text
+    assert "FAIL: a failing case was found and shrunk" in text, text
+    shrunk = re.search(r"fuzz finds a counterexample: True; shrunk to T=(\d+) B=(\d+) I=(\d+) H=(\d+)", text)
+    assert shrunk and int(shrunk.group(1)) <= 3 and int(shrunk.group(4)) <= 2, text
+    # the fixed layer passes the golden case, the written minimal case (which the bug still fails) and a search
+    assert "PASS: 13 of 13 tensors match case layer-basic-f64" in text, text
+    assert _line(text, "the minimal case, replayed from its file: PASS"), text
+    assert _line(text, "and the buggy layer on it: MISMATCH"), text
+    assert re.search(r"^PASS: no failing case in \d+ drawn layer cases$", text, re.M), text
+    if "JAX not installed" not in text:
+        assert _line(text, "JAX, bug: MISMATCH"), text
+        assert _line(text, "JAX, bug: FAIL: a failing case was found and shrunk"), text
+        assert _line(text, "JAX, fixed: PASS: 19 of 19 tensors match case layer-basic-f64"), text
+        assert _line(text, "JAX, fixed: PASS: no failing case in"), text
+
+
+CHECKS = {"01_rtrl_for_the_elstm": check_01, "02_promise_and_limits": check_02,
+          "03_r2ac_from_scratch": check_03, "04_check_your_implementation": check_04}
+
+
 def test_notebooks_exist():
-    assert [p.name for p in NOTEBOOKS] == ["01_rtrl_for_the_elstm.ipynb", "02_promise_and_limits.ipynb"]
+    assert [p.name for p in NOTEBOOKS] == [f"{stem}.ipynb" for stem in CHECKS]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path, monkeypatch):
-    text = _run(path, monkeypatch)
-    assert "FAIL" not in text and "NOT caught" not in text, text
-    if path.stem.startswith("01"):
-        assert text.count(" ok") >= 12 and "caught" in text, text
-    else:
-        assert "evaluation return" in text and "ratio:" in text, text
-        # the second-layer cost is measured: every committed L = 2 row carries exactly (2I + 6) H^2 + (2I + 8) H
-        # float32 numbers, and the fresh run's traces equal trace_bytes for L = 1, 2, 3
-        assert text.count("== 4 ((2I + 6) H^2 + (2I + 8) H): ok") >= 3, text
-        fresh = [line for line in text.splitlines() if "trace_bytes says" in line]
-        assert {line.split(",")[0] for line in fresh} == {"L = 1", "L = 2", "L = 3"}, text
-        assert all(": ok;" in line for line in fresh), text
-        assert "largest H in 24 GiB" in text, text
+    assert path.stem in CHECKS, f"{path.name}: add the checks of what it prints to CHECKS"
+    CHECKS[path.stem](_run(path, monkeypatch))
