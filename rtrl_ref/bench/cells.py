@@ -22,13 +22,11 @@ compile or cache load); the median per-step time of each and their ratio are pri
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
-from rtrl_ref.bench.timing import interleaved, machine, thread_settings
+from rtrl_ref.bench.timing import interleaved, write_results
 from rtrl_ref.cells import CELLS, get_cell, rtrl_step
 from rtrl_ref.cells.drivers import step_function
 from rtrl_ref.r2ac.cli import ArgumentParser
@@ -132,12 +130,7 @@ def main(argv=None) -> int:
                 print(f"{name:>7} {B:>4} {H:>5} {I:>5} {row['numpy_us']:>10.1f} {row['numba_us']:>10.1f} "
                       f"{row['ratio']:>14.2f}", flush=True)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(dict(command=["python", "-m", "rtrl_ref.bench.cells",
-                                                           *(argv if argv is not None else sys.argv[1:])],
-                                                  rows=rows, machine=machine(), threads=thread_settings()),
-                                             indent=2) + "\n")
-        print(f"wrote {args.out}")
+        write_results(args.out, "rtrl_ref.bench.cells", argv if argv is not None else sys.argv[1:], rows)
     return 0
 
 

@@ -19,13 +19,11 @@ JSON with the machine description and thread settings. The thread pools are thos
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
-from rtrl_ref.bench.timing import interleaved, machine, thread_settings
+from rtrl_ref.bench.timing import interleaved, write_results
 from rtrl_ref.kernels import get_backend
 from rtrl_ref.r2ac.cli import ArgumentParser
 from rtrl_ref.r2ac.copy_online import fused_stepper, init_copy, online_step
@@ -91,12 +89,7 @@ def main(argv=None) -> int:
             print(f"{B:>4} {H:>6} {row['reference_us']:>13.1f} {row['fused_us']:>10.1f} {row['ratio']:>18.2f}",
                   flush=True)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(dict(command=["python", "-m", "rtrl_ref.bench.online_step",
-                                                           *(argv if argv is not None else sys.argv[1:])],
-                                                  rows=rows, machine=machine(), threads=thread_settings()),
-                                             indent=2) + "\n")
-        print(f"wrote {args.out}")
+        write_results(args.out, "rtrl_ref.bench.online_step", argv if argv is not None else sys.argv[1:], rows)
     return 0
 
 

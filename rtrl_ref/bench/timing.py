@@ -98,3 +98,14 @@ def machine() -> dict:
     except OSError:
         pass
     return info
+
+
+def write_results(out, module: str, argv: list[str], rows: list[dict]) -> None:
+    """Write a benchmark's rows as JSON with the command that made them, the machine and the thread settings."""
+    import json
+    from pathlib import Path
+
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    data = dict(command=["python", "-m", module, *argv], rows=rows, machine=machine(), threads=thread_settings())
+    Path(out).write_text(json.dumps(data, indent=2) + "\n")
+    print(f"wrote {out}")

@@ -491,14 +491,8 @@ def _train(config: Config, env, spec: AgentSpec, params, opt_state, counters: Co
                                                                  counters.frames, counters.updates + 1)
                 counters = Counters(counters.frames + T_k * B, counters.updates + 1, stats.count,
                                     time.monotonic() - start)
-                eval_return = None
-                if config.eval_every and counters.updates % config.eval_every == 0:
-                    eval_return = evaluate_policy(config, spec, params, config.eval_episodes,
-                                                  seed=10_000_019 + counters.updates).mean
-                logger.update(counters, stats, metrics, T_k * B, eval_return)
-                if last_save is None or time.monotonic() - last_save > 60 * config.checkpoint_minutes:
-                    _save(run_dir, config, spec, params, opt_state, counters, rng)
-                    last_save = time.monotonic()
+                last_save = after_update(config, spec, params, opt_state, counters, rng, run_dir, logger, stats,
+                                         metrics, T_k * B, last_save)
             counters = counters._replace(episodes=stats.count, seconds=time.monotonic() - start)
             _save(run_dir, config, spec, params, opt_state, counters, rng)  # still under the handlers
     finally:
@@ -507,6 +501,21 @@ def _train(config: Config, env, spec: AgentSpec, params, opt_state, counters: Co
     if received:
         raise interrupted(received[0], counters, run_dir)
     return Summary(run_dir, counters.frames, counters.updates, counters.seconds, stats.mean_return(), stats.count)
+
+
+def after_update(config: Config, spec: AgentSpec, params, opt_state, counters: Counters, rng, run_dir: Path,
+                 logger: Logger, stats: EpisodeStats, metrics: dict, frames: int, last_save: float | None) -> float:
+    """After an update: evaluate (every --eval-every updates), log the row, checkpoint (every
+    --checkpoint-minutes, and after the first update); returns when the last checkpoint was written."""
+    eval_return = None
+    if config.eval_every and counters.updates % config.eval_every == 0:
+        eval_return = evaluate_policy(config, spec, params, config.eval_episodes,
+                                      seed=10_000_019 + counters.updates).mean
+    logger.update(counters, stats, metrics, frames, eval_return)
+    if last_save is None or time.monotonic() - last_save > 60 * config.checkpoint_minutes:
+        _save(run_dir, config, spec, params, opt_state, counters, rng)
+        return time.monotonic()
+    return last_save
 
 
 def interrupted(signum: int, counters: Counters, run_dir: Path) -> TrainingStopped:
