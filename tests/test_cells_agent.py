@@ -41,7 +41,7 @@ def make_spec(cell, env, learner="rtrl", stem_grad="tbptt"):
 
 
 def zero_state(spec, learner, B):
-    return get_learner(learner, spec.cell).init_state(B, spec.features + 1, spec.hidden, np.float64)
+    return get_learner(learner, spec.cell, spec.layers).init_state(B, spec.features + 1, spec.hidden, np.float64)
 
 
 def collect(spec, params, env, rng, n_steps):
@@ -54,8 +54,9 @@ def unroll_part(hist, k, T):
             for key, v in hist.items()}
 
 
-def learner_grads(learner, spec, params, hist, n_unrolls, T, stem_grad="tbptt"):
-    """The learner's gradient summed over n_unrolls consecutive unrolls of T loss steps, state carried."""
+def learner_grads(learner, spec, params, hist, n_unrolls, T, stem_grad="tbptt", carry=lambda state: state):
+    """The learner's gradient summed over n_unrolls consecutive unrolls of T loss steps, state carried
+    (through `carry` between unrolls)."""
     spec = spec._replace(learner=learner, stem_grad=stem_grad)
     state = zero_state(spec, learner, hist["obs"].shape[1])
     total = None
@@ -64,6 +65,7 @@ def learner_grads(learner, spec, params, hist, n_unrolls, T, stem_grad="tbptt"):
         logits, values, cache = unroll_forward(spec, params, part["obs"], part["reward"], part["reset"], state)
         g = loss_grads(logits, values, part, T)
         grads, state = unroll_backward(spec, params, cache, g.g_logits, g.g_values, state)
+        state = carry(state)
         total = grads if total is None else tree_map(np.add, total, grads)
     return total, state
 

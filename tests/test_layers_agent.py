@@ -13,16 +13,15 @@ import re
 
 import numpy as np
 import pytest
+from test_cells_agent import assert_tree_close, full_history_bptt, learner_grads, zero_state
 from test_learner_exact import collect as collect_history
-from test_learner_exact import loss_grads
 
 import envs
 from rtrl_ref.r2ac.config import build_parser, describe_config, make_config, read_config
 from rtrl_ref.r2ac.core import STEM_GRADS, StackedCoreParams, StackedTraces, get_core, get_learner, get_stem_grad
 from rtrl_ref.r2ac.loop import train
-from rtrl_ref.r2ac.network import AgentSpec, act, init_agent, unroll_backward, unroll_forward
+from rtrl_ref.r2ac.network import AgentSpec, act, init_agent, unroll_forward
 from rtrl_ref.r2ac.train import main as train_main
-from rtrl_ref.r2ac.tree import tree_leaves, tree_map
 from verify.compare import compare, compare_fields, tolerance
 
 EXACT = tolerance("exact", np.float64)
@@ -36,49 +35,10 @@ def make_spec(env, layers, learner="rtrl", stem_grad="tbptt"):
                      layers=layers)
 
 
-def zero_state(spec, learner, B):
-    return get_learner(learner, spec.cell, spec.layers).init_state(B, spec.features + 1, spec.hidden, np.float64)
-
-
-def unroll_part(hist, k, T):
-    return {key: v[k * T:k * T + T + 1] if key in ("obs", "reward", "reset") else v[k * T:k * T + T]
-            for key, v in hist.items()}
-
-
 def drop_cross(state):
     """The negative twin's carried state: the cross-layer traces S^{l,k}, k < l, zeroed."""
     cross = tuple(tuple(type(S)(*(np.zeros_like(a) for a in S)) for S in row) for row in state.traces.cross)
     return state._replace(traces=StackedTraces(state.traces.own, cross))
-
-
-def learner_grads(learner, spec, params, hist, n_unrolls, T, carry=lambda state: state):
-    """The learner's gradient summed over n_unrolls consecutive unrolls of T loss steps, state carried
-    (through `carry` between unrolls)."""
-    spec = spec._replace(learner=learner)
-    state = zero_state(spec, learner, hist["obs"].shape[1])
-    total = None
-    for k in range(n_unrolls):
-        part = unroll_part(hist, k, T)
-        logits, values, cache = unroll_forward(spec, params, part["obs"], part["reward"], part["reset"], state)
-        g = loss_grads(logits, values, part, T)
-        grads, state = unroll_backward(spec, params, cache, g.g_logits, g.g_values, state)
-        state = carry(state)
-        total = grads if total is None else tree_map(np.add, total, grads)
-    return total, state
-
-
-def full_history_bptt(spec, params, hist, n_unrolls, T):
-    """One unroll over the whole history: stacked BPTT never cut; each unroll's loss bootstrapped at its end."""
-    spec = spec._replace(learner="tbptt")
-    state = zero_state(spec, "tbptt", hist["obs"].shape[1])
-    logits, values, cache = unroll_forward(spec, params, hist["obs"], hist["reward"], hist["reset"], state)
-    g_logits, g_values = [], []
-    for k in range(n_unrolls):
-        sl = slice(k * T, k * T + T + 1)
-        g = loss_grads(logits[sl], values[sl], unroll_part(hist, k, T), T)
-        g_logits.append(g.g_logits), g_values.append(g.g_values)
-    grads, _ = unroll_backward(spec, params, cache, np.concatenate(g_logits), np.concatenate(g_values), state)
-    return grads
 
 
 def history(layers, seed, n_steps, delay=3, B=3):
@@ -88,13 +48,6 @@ def history(layers, seed, n_steps, delay=3, B=3):
         params = init_agent(rng, spec, np.float64)
         hist = collect_history(spec, params, env, rng, n_steps, zero_state(spec, "rtrl", B).c)
     return spec, params, hist
-
-
-def assert_tree_close(label, a, b, tol):
-    assert [n for n, _ in tree_leaves(a)] == [n for n, _ in tree_leaves(b)]
-    for (name, x), (_, y) in zip(tree_leaves(a), tree_leaves(b)):
-        c = compare(f"{label} {name}", x, y, tol)
-        assert c.ok or (c.vacuous and c.max_abs == 0), c.message()
 
 
 # ----------------------------------------------------------------------------- exact gradients
