@@ -24,16 +24,14 @@ line per L, log-log) to --out.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import sys
 import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
 
-from rtrl_ref.bench.timing import interleaved, machine, thread_settings
+from rtrl_ref.bench.timing import interleaved, machine, peak_bytes, thread_settings
 from rtrl_ref.r2ac.cli import ArgumentParser
 from rtrl_ref.stacked import (
     StackedState,
@@ -84,18 +82,6 @@ def check_exact(L: int, H: int, I: int, B: int, seed: int = 0) -> None:
     rows = [c for l in range(L) for c in compare_fields(f"layer {l + 1}", got[l], want[l],
                                                         tolerance("exact", np.float64))]
     assert_all_ok(rows, f"stacked RTRL vs BPTT, L={L} H={H} I={I} B={B}")
-
-
-def peak_bytes(fn) -> int:
-    """tracemalloc's peak (bytes of NumPy data buffers and Python objects) over one call of fn."""
-    gc.collect()
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 def largest_H(L: int, I: int | None, B: int, budget_bytes: int, dtype=np.float32) -> int:

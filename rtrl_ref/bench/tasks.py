@@ -14,15 +14,13 @@ Everything timed is a public library function: the drivers `elstm_forward`, `bpt
 
 from __future__ import annotations
 
-import gc
 import time
-import tracemalloc
 
 import numpy as np
 
 from rtrl_ref import traces as ref
 from rtrl_ref.bench import cases
-from rtrl_ref.bench.timing import interleaved, thread_settings
+from rtrl_ref.bench.timing import interleaved, peak_bytes, thread_settings
 from rtrl_ref.bench.triad import triad, triad_arrays
 from rtrl_ref.bptt import bptt
 from rtrl_ref.kernels import get_backend, numba_backend
@@ -233,17 +231,6 @@ def torch_ops(sizes: dict, dtypes: list[str], rounds: int, B_list: list[int] | N
 # memory (goal 5): tracemalloc sees every NumPy data buffer
 
 
-def _peak(fn) -> int:
-    gc.collect()
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def rtrl_online(p, x_pool, T: int, B: int, dtype):
     """Fully online RTRL over T steps (cell step, immediate gradient, fused trace step); holds only
     the state (c, traces), the gradient accumulators and one step's temporaries."""
@@ -311,7 +298,7 @@ def memory(H: int, I: int, dtype: str, T_grid: list[int], B_state: int, T_state:
 
     def timed_peak(fn, T, B, pool):
         t0 = time.perf_counter()
-        peak = _peak(lambda: fn(p, pool, T, B, dtype))
+        peak = peak_bytes(lambda: fn(p, pool, T, B, dtype))
         return peak, time.perf_counter() - t0
 
     for T in out["T_online"]:

@@ -109,3 +109,18 @@ def write_results(out, module: str, argv: list[str], rows: list[dict]) -> None:
     data = dict(command=["python", "-m", module, *argv], rows=rows, machine=machine(), threads=thread_settings())
     Path(out).write_text(json.dumps(data, indent=2) + "\n")
     print(f"wrote {out}")
+
+
+def peak_bytes(fn) -> int:
+    """tracemalloc's peak (bytes of NumPy data buffers and Python objects) over one call of fn."""
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
