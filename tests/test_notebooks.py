@@ -88,8 +88,42 @@ def check_04(text: str) -> None:
         assert _line(text, "JAX, fixed: PASS: no failing case in"), text
 
 
+def check_05(text: str) -> None:
+    _no_failure(text)
+    # a fixed fact of the committed sweep; everything else is checked for its structure only, since the POPGym
+    # table (and the staleness study) are regenerated as runs are added
+    assert (_line(text, "memory-span sweep: rtrl learned")
+            == "memory-span sweep: rtrl learned delays up to 128; tbptt none; feedforward none"), text
+    for claim in ("memory-span sweep: summary == recomputed from the", "memory-span sweep: frames_to_learn ==",
+                  "popgym: per-task summary == recomputed from the", "popgym: every run's eval_mean == its eval.json",
+                  "atari breakout: results.md row rtrl-2m ==", "atari breakout: results.md row tbptt-2m ==",
+                  "stacked: traces carried == trace_bytes", "stacked: largest H in 24 GiB == solved again",
+                  "copy task: L12-H128.log's summary =="):
+        assert _line(text, claim).endswith(": ok"), text
+    for wrong in ("tampered sweep", "tampered popgym table", "tampered atari log", "tampered stacked fits",
+                  "tampered copy-task csv"):
+        assert " -> caught" in _line(text, wrong), text
+    pop = re.fullmatch(r"popgym: rtrl >= tbptt on (\d+) of (\d+) tasks; rtrl > feedforward on (\d+) of (\d+) tasks",
+                       _line(text, "popgym: rtrl >= tbptt on"))
+    assert pop, text
+    ge, m, gt, m2 = map(int, pop.groups())
+    assert m == m2 >= 1 and ge <= m and gt <= m, text
+    assert len(re.findall(r"^popgym \w+: rtrl ", text, re.M)) == m, text      # one line per task
+    assert re.search(r"^minigrid: (pilot only \(|committed beyond the pilot: )", text, re.M), text
+    assert re.search(r"^atari breakout: [0-2] of 2 runs pass the target of 10: ", text, re.M), text
+    assert re.fullmatch(r"copy task: longest pattern at 100% sequence accuracy on this machine: L = \d+ .*",
+                        _line(text, "copy task: longest pattern")), text
+    assert "standard errors above random" in _line(text, "procgen starpilot: evaluation"), text
+    if "staleness study: not committed yet" not in text:
+        checks = [line for line in text.splitlines() if line.startswith("staleness study (") and "equals BPTT" in line]
+        tampered = [line for line in text.splitlines() if line.startswith("tampered staleness point")]
+        assert re.search(r"^staleness study", text, re.M) and all(line.endswith(": ok") for line in checks), text
+        assert len(tampered) == len(checks) and all(line.endswith("-> caught") for line in tampered), text
+
+
 CHECKS = {"01_rtrl_for_the_elstm": check_01, "02_promise_and_limits": check_02,
-          "03_r2ac_from_scratch": check_03, "04_check_your_implementation": check_04}
+          "03_r2ac_from_scratch": check_03, "04_check_your_implementation": check_04,
+          "05_results": check_05}
 
 
 def test_notebooks_exist():

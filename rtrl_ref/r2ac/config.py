@@ -103,6 +103,9 @@ class Config:
                           "host:6379); empty = start a local Ray with this machine's cores")
     rollouts_in_flight: int = _f(1, "with --actors: rollout requests queued per actor (backpressure: an actor "
                                  "acts at most this many rollouts ahead of the learner)")
+    inject_lag: int = _f(0, "with --actors: the actors act with the parameters K updates older than the newest "
+                         "(an injected policy lag on top of the natural one, for the staleness study "
+                         "rtrl_ref.r2ac.staleness); 0 = the newest")
 
 
 PRESETS: dict[str, dict] = {
@@ -251,6 +254,11 @@ def validate_config(c: Config) -> None:
                          f"actors environments), got {c.num_envs} and {c.actors}")
     if c.rollouts_in_flight < 1:
         raise ValueError(f"rollouts_in_flight: expected a positive integer, got {c.rollouts_in_flight}")
+    if isinstance(c.inject_lag, bool) or not isinstance(c.inject_lag, int) or c.inject_lag < 0:
+        raise ValueError(f"inject_lag: expected an integer >= 0, got {c.inject_lag!r}")
+    if c.inject_lag and not c.actors:
+        raise ValueError(f"inject_lag: expected 0 without actors (only --actors >= 1 acts with older parameters), "
+                         f"got {c.inject_lag} with actors 0")
     if c.blas_threads < 0:
         raise ValueError(f"blas_threads: expected an integer >= 0, got {c.blas_threads}")
     for name in ("total_frames", "num_envs", "unroll", "hidden", "features", "log_every"):
@@ -276,7 +284,8 @@ def describe_config(config: Config) -> str:
 # ----------------------------------------------------------------------------- config.json
 
 RESUMABLE = ("total_frames", "progress", "checkpoint_minutes", "log_every", "backend", "blas_threads", "reuse_stem",
-             "tensorboard", "eval_every", "eval_episodes", "actors", "ray_address", "rollouts_in_flight")
+             "tensorboard", "eval_every", "eval_episodes", "actors", "ray_address", "rollouts_in_flight",
+             "inject_lag")
 
 
 def write_config(run_dir: Path, config: Config, git_revision: str = "unknown") -> None:

@@ -18,6 +18,12 @@ learner learns and never more than that many rollouts ahead of it. `policy_lag` 
 mean over a batch of (updates made when the learner takes a rollout) - (updates made when it was
 acted): 0 is the synchronous loop's on-policy update; V-trace corrects the rest.
 
+Injected lag (--inject-lag K, for the staleness study rtrl_ref.r2ac.staleness): the learner keeps
+the references of its last K + 1 parameter versions and every request carries the oldest of them,
+the parameters K updates older than the newest (the initial ones until K updates exist), so
+`policy_lag` >= K once K updates are made. The cell and traces the actors carry are then computed
+with those older parameters too.
+
 Faults: an actor that dies loses its rollout in flight (a line on stderr, `lost_rollouts` in
 log.csv: rollouts lost per update, a row's mean) and is restarted with fresh environments and a
 zero state; training continues. Ctrl-C, SIGTERM and SIGHUP stop the learner after the rollout it
@@ -38,12 +44,12 @@ import os
 import platform
 import sys
 import time
+from collections import deque
 
 import numpy as np
 
 from rtrl_ref.r2ac.actors import ActorRollout, RolloutActor, concat_states
 from rtrl_ref.r2ac.config import Config
-from rtrl_ref.r2ac.evaluate import evaluate_policy
 from rtrl_ref.r2ac.loop import (
     Counters,
     EpisodeStats,
@@ -53,6 +59,7 @@ from rtrl_ref.r2ac.loop import (
     TrainingStopped,
     _plot,
     _save,
+    after_update,
     interrupted,
     learner_step,
     ray_module,
@@ -214,14 +221,15 @@ def _learn(ray, config: Config, spec: AgentSpec, params, opt_state, counters: Co
     try:
         with stop_requests() as received:
             pool = ActorPool(ray, config, spec, counters.updates, run_dir.name)
-            params_ref = ray.put(params)                                   # the broadcast: one copy per version
-            pool.fill(params_ref, counters.updates)
+            versions = deque([(counters.updates, ray.put(params))], maxlen=config.inject_lag + 1)
+            version, params_ref = versions[0]                              # the broadcast: one copy per version;
+            pool.fill(params_ref, version)                                 # the oldest kept (--inject-lag) acts
             while counters.frames < config.total_frames and not received:
                 batch: list[ActorRollout] = []
                 lost = pool.lost
                 while len(batch) < N and not received:
                     message = pool.next(restart=not received)
-                    pool.fill(params_ref, counters.updates)                # renew the request (backpressure)
+                    pool.fill(params_ref, version)                         # renew the request (backpressure)
                     if message is not None:
                         batch.append(message)
                 if received:
@@ -233,18 +241,13 @@ def _learn(ray, config: Config, spec: AgentSpec, params, opt_state, counters: Co
                 lag = float(np.mean([counters.updates - message.version for message in batch]))
                 params, opt_state, _, metrics = learner_step(config, spec, params, opt_state, rollout, state,
                                                              counters.frames, counters.updates + 1)
-                params_ref = ray.put(params)
+                versions.append((counters.updates + 1, ray.put(params)))
+                version, params_ref = versions[0]
                 counters = Counters(counters.frames + T_k * B, counters.updates + 1, stats.count,
                                     time.monotonic() - start)
                 metrics.update(policy_lag=lag, lost_rollouts=pool.lost - lost)
-                eval_return = None
-                if config.eval_every and counters.updates % config.eval_every == 0:
-                    eval_return = evaluate_policy(config, spec, params, config.eval_episodes,
-                                                  seed=10_000_019 + counters.updates).mean
-                logger.update(counters, stats, metrics, T_k * B, eval_return)
-                if last_save is None or time.monotonic() - last_save > 60 * config.checkpoint_minutes:
-                    _save(run_dir, config, spec, params, opt_state, counters, rng)
-                    last_save = time.monotonic()
+                last_save = after_update(config, spec, params, opt_state, counters, rng, run_dir, logger, stats,
+                                         metrics, T_k * B, last_save)
             counters = counters._replace(episodes=stats.count, seconds=time.monotonic() - start)
             _save(run_dir, config, spec, params, opt_state, counters, rng)  # still under the handlers
     finally:
