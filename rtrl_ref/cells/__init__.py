@@ -1,8 +1,9 @@
 """Cells with diagonal (element-wise) recurrence beyond the eLSTM, with exact RTRL (docs/derivation.md,
-section 10, Eqs. 19-33). NumPy references through one small contract:
+section 10, Eqs. 19-33 and 40-42). NumPy references through one small contract:
 
     interface   `Cell`, the contract (a NamedTuple of functions), and helpers shared by the cells
     drivers     forward, full BPTT and step-form RTRL for any `Cell`, with per-row resets
+    segment     segment-form RTRL for any `Cell` (one BPTT pass and one trace update per segment)
     indrnn      IndRNN (Li et al., 2018), tanh            CELL = indrnn.CELL
     mingru      minGRU (Feng et al., 2024)                CELL = mingru.CELL
     lru         LRU (Orvieto et al., 2023), complex state CELL = lru.CELL
@@ -13,6 +14,7 @@ The eLSTM of `rtrl_ref.cell` is not (yet) routed through this interface.
 from rtrl_ref.cells import indrnn, lru, mingru
 from rtrl_ref.cells.drivers import BPTTResult, RTRLResult, Trajectory, bptt, forward, rtrl_sequence, rtrl_step
 from rtrl_ref.cells.interface import Cell
+from rtrl_ref.cells.segment import rtrl_segment
 
 CELLS = {cell.name: cell for cell in (indrnn.CELL, mingru.CELL, lru.CELL)}
 
@@ -25,4 +27,4 @@ def get_cell(name: str) -> Cell:
 
 
 __all__ = ["CELLS", "BPTTResult", "Cell", "RTRLResult", "Trajectory", "bptt", "forward", "get_cell",
-           "rtrl_sequence", "rtrl_step"]
+           "rtrl_segment", "rtrl_sequence", "rtrl_step"]

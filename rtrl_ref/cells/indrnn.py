@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rtrl_ref.cells.interface import Cell, check_fields, check_sizes, contract, decay_add, traces_like
+from rtrl_ref.cells.interface import Cell, check_fields, check_sizes, contract, decay_add, expand_factors, traces_like
 
 
 class IndRNNParams(NamedTuple):
@@ -70,12 +70,17 @@ def zero_traces(p: IndRNNParams, B: int) -> IndRNNParams:
     return traces_like(p, B, p.W.dtype)                               # (B, H, I), (B, H), (B, H)
 
 
-def local_terms(p: IndRNNParams, cache: IndRNNCache) -> IndRNNParams:
-    """D_t: the local partials of h_t with respect to each parameter row (Eq. 22)."""
+def local_factors(p: IndRNNParams, cache: IndRNNCache) -> IndRNNParams:
+    """D_t factored (Eqs. 22, 42): W's row factor, and D_t of u and b."""
     d = cache.dh_dpre                                                 # (B, H)
-    return IndRNNParams(W=d[:, :, None] * cache.x_t[:, None, :],     # (B, H, I)
+    return IndRNNParams(W=d,                                          # (B, H) times x_t
                         u=d * cache.h_tm1,                            # (B, H)
                         b=d)                                          # (B, H)
+
+
+def local_terms(p: IndRNNParams, cache: IndRNNCache) -> IndRNNParams:
+    """D_t: the local partials of h_t with respect to each parameter row (Eq. 22)."""
+    return expand_factors(p, local_factors(p, cache), cache.x_t)      # (B, H, I), (B, H), (B, H)
 
 
 def trace_update(p: IndRNNParams, cache: IndRNNCache, traces: IndRNNParams) -> IndRNNParams:
@@ -96,4 +101,4 @@ def step_backward(g_h, cache: IndRNNCache, p: IndRNNParams):
 
 
 CELL = Cell("indrnn", init, check_params, zero_state, step, jacobian, zero_traces, trace_update,
-            grads_from_traces, step_backward)
+            grads_from_traces, step_backward, local_factors)

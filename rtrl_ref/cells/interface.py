@@ -22,6 +22,9 @@ The fields of `Cell` (each a plain function of arrays; `rtrl_ref.cells.drivers` 
     trace_update        (params, cache, traces_tm1) -> traces_t (traces already reset for this step)
     grads_from_traces   (g_s (B, H), traces) -> grads (the params' type), summed over B
     step_backward       (g_s (B, H), cache, params) -> (g_s_tm1 (B, H), g_x (B, I), grads summed over B)
+    local_factors       (params, cache) -> D_t factored (Eq. 42), the params' type in the state's dtype: for a
+                        matrix field (H, I) the (B, H) row factor a_t with D_t = a_t[:, :, None] * x_t[:, None, :],
+                        for a vector field (H,) D_t itself (B, H) (`expand_factors` rebuilds D_t)
 
 Resets are the drivers' business (Eq. 10): before step t, s_tm1 and every trace of a row with
 reset[t, b] are zeroed, and no gradient flows from step t into s_tm1 of that row.
@@ -50,6 +53,7 @@ class Cell(NamedTuple):
     trace_update: Callable       # (params, cache, traces_tm1) -> traces_t
     grads_from_traces: Callable  # (g_s, traces) -> grads
     step_backward: Callable      # (g_s, cache, params) -> (g_s_tm1, g_x, grads)
+    local_factors: Callable      # (params, cache) -> D_t factored: (B, H) per field
 
 
 def check_fields(name: str, p, matrices: tuple[str, ...], vectors: tuple[str, ...]) -> tuple[int, int]:
@@ -89,6 +93,12 @@ def per_unit(J, a):
 def decay_add(J, traces_tm1, local):
     """S_t = J_t * S_tm1 + D_t for every field (Eq. 19): traces_tm1 and local are of one NamedTuple type."""
     return type(traces_tm1)(*(per_unit(J, S) * S + D for S, D in zip(traces_tm1, local)))
+
+
+def expand_factors(p, factors, x_t):
+    """D_t from `local_factors` (Eq. 42): a matrix field's (B, H) factor a_t becomes a_t[:, :, None] *
+    x_t[:, None, :] (B, H, I); a vector field's factor is D_t itself (B, H)."""
+    return type(factors)(*(a[:, :, None] * x_t[:, None, :] if w.ndim == 2 else a for w, a in zip(p, factors)))
 
 
 def real_inner(g, a):

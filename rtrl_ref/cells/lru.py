@@ -29,7 +29,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rtrl_ref.cells.interface import Cell, check_fields, check_sizes, contract, decay_add, real_inner, traces_like
+from rtrl_ref.cells.interface import (
+    Cell,
+    check_fields,
+    check_sizes,
+    contract,
+    decay_add,
+    expand_factors,
+    real_inner,
+    traces_like,
+)
 
 
 class LRUParams(NamedTuple):
@@ -105,13 +114,18 @@ def zero_traces(p: LRUParams, B: int) -> LRUParams:
     return traces_like(p, B, state_dtype(p.nu.dtype))                # 2 x (B, H), 2 x (B, H, I) complex
 
 
-def local_terms(p: LRUParams, cache: LRUCache) -> LRUParams:
-    """D_t: the local partials of h_t with respect to each parameter row (Eq. 31), complex."""
-    gamma_x = (cache.gamma[None, :, None] * cache.x_t[:, None, :]).astype(cache.h_t.dtype)   # (B, H, I)
+def local_factors(p: LRUParams, cache: LRUCache) -> LRUParams:
+    """D_t factored (Eqs. 31, 42), complex: D_t of nu, theta, and the row factors gamma, i gamma of B_re, B_im."""
+    gamma = np.broadcast_to(cache.gamma, cache.h_t.shape).astype(cache.h_t.dtype)          # (B, H)
     return LRUParams(nu=cache.dlam_dnu * cache.h_tm1 + cache.dgamma_dnu * cache.u_t,         # (B, H)
                      theta=cache.dlam_dtheta * cache.h_tm1,                                  # (B, H)
-                     B_re=gamma_x,                                                           # (B, H, I)
-                     B_im=1j * gamma_x)                                                      # (B, H, I)
+                     B_re=gamma,                                                             # (B, H) times x_t
+                     B_im=1j * gamma)                                                        # (B, H) times x_t
+
+
+def local_terms(p: LRUParams, cache: LRUCache) -> LRUParams:
+    """D_t: the local partials of h_t with respect to each parameter row (Eq. 31), complex."""
+    return expand_factors(p, local_factors(p, cache), cache.x_t)      # 2 x (B, H), 2 x (B, H, I)
 
 
 def trace_update(p: LRUParams, cache: LRUCache, traces: LRUParams) -> LRUParams:
@@ -137,4 +151,4 @@ def step_backward(g_h, cache: LRUCache, p: LRUParams):
 
 
 CELL = Cell("lru", init, check_params, zero_state, step, jacobian, zero_traces, trace_update,
-            grads_from_traces, step_backward)
+            grads_from_traces, step_backward, local_factors)

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rtrl_ref.cells.interface import Cell, check_fields, check_sizes, contract, decay_add, traces_like
+from rtrl_ref.cells.interface import Cell, check_fields, check_sizes, contract, decay_add, expand_factors, traces_like
 from rtrl_ref.xp import sigmoid
 
 
@@ -76,13 +76,17 @@ def zero_traces(p: MinGRUParams, B: int) -> MinGRUParams:
     return traces_like(p, B, p.W_z.dtype)                             # 2 x (B, H, I), 2 x (B, H)
 
 
-def local_terms(p: MinGRUParams, cache: MinGRUCache) -> MinGRUParams:
-    """D_t: the local partials of h_t with respect to each parameter row (Eq. 26)."""
-    x = cache.x_t[:, None, :]                                         # (B, 1, I)
-    return MinGRUParams(W_z=cache.dh_dzpre[:, :, None] * x,          # (B, H, I)
-                        W_h=cache.z_t[:, :, None] * x,                # (B, H, I)
+def local_factors(p: MinGRUParams, cache: MinGRUCache) -> MinGRUParams:
+    """D_t factored (Eqs. 26, 42): the row factors of W_z, W_h, and D_t of b_z, b_h."""
+    return MinGRUParams(W_z=cache.dh_dzpre,                           # (B, H) times x_t
+                        W_h=cache.z_t,                                # (B, H) times x_t
                         b_z=cache.dh_dzpre,                           # (B, H)
                         b_h=cache.z_t)                                # (B, H)
+
+
+def local_terms(p: MinGRUParams, cache: MinGRUCache) -> MinGRUParams:
+    """D_t: the local partials of h_t with respect to each parameter row (Eq. 26)."""
+    return expand_factors(p, local_factors(p, cache), cache.x_t)      # 2 x (B, H, I), 2 x (B, H)
 
 
 def trace_update(p: MinGRUParams, cache: MinGRUCache, traces: MinGRUParams) -> MinGRUParams:
@@ -106,4 +110,4 @@ def step_backward(g_h, cache: MinGRUCache, p: MinGRUParams):
 
 
 CELL = Cell("mingru", init, check_params, zero_state, step, jacobian, zero_traces, trace_update,
-            grads_from_traces, step_backward)
+            grads_from_traces, step_backward, local_factors)
