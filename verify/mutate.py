@@ -441,6 +441,8 @@ EQUIVALENT: dict[str, str] = {
     "51ffad8563b8": "conv.py pool backward reference: a wider scratch buffer, extra columns never written or read",
     "963263d1453b": "conv.py keep_cols heuristic: only whether patches are kept or recomputed (equal by a test)",
     "1a54296ab1eb": "step_numba fast path declined: the full argument check runs instead, same arrays, same results",
+    "0eb02dee4baf": "step_numba fast path declined for every array g_c_t: the full argument check runs instead, same "
+                    "arrays, same results",
     "3bf33a560d1b": "step_numba fast path declined: the full argument check runs instead, same arrays, same results",
     "9df8ce99025e": "conv.py keep_cols heuristic: only whether patches are kept or recomputed (equal by a test)",
     "9de47098a2a1": "segment_numba carry_traces default: every caller passes parallel=; both variants equal NumPy",
