@@ -114,7 +114,8 @@ def plot_task_curves(task_runs: dict[str, list[Path]], out: Path, title: str) ->
     for ax in list(axes.flat)[len(tasks):]:
         ax.axis("off")
     axes.flat[0].set_ylabel("training return", fontsize=7)
-    axes.flat[0].legend(fontsize=7)
+    if axes.flat[0].get_legend_handles_labels()[0]:                    # no curve when no episode ended
+        axes.flat[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
