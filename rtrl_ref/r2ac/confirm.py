@@ -353,7 +353,9 @@ def table_markdown(summary: dict, facts: dict, rows: list[dict], settings: dict,
     learners = args.learners
     flags = " ".join(TABLE_FLAGS) + (f" {args.train_flags}" if args.train_flags else "")
     lines = ["# POPGym table: rtrl, tbptt and feedforward on POPGym tasks", "",
-             f"Command: `{args.command}` ({seconds / 60:.0f} min on this machine, {args.parallel} runs at once).", "",
+             f"Command: `{args.command}` ({args.parallel} runs at once; the runs trained for "
+             f"{sum(r['seconds'] for r in rows) / 3600:.1f} h in total on this machine, this call took "
+             f"{seconds / 60:.0f} min: finished runs are kept, so a rerun only trains what is missing).", "",
              f"Every run: `python -m rtrl_ref.train --env popgym:TASK --learner L --seed S {flags} "
              f"--total-frames {args.frames}`, the same settings on every task (no per-task flags); resolved: "
              + ", ".join(f"{k} {v}" for k, v in settings.items()) + f". {args.seeds} seeds per learner. "
