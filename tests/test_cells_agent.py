@@ -166,25 +166,29 @@ def test_tbptt_learner_is_not_exact_across_unrolls(cell):
     assert not all(c.ok for c in compare_fields(f"{cell} tbptt vs exact", tbptt.core, full.core, 1e-3))
 
 
-@pytest.mark.parametrize("cell", NEW_CELLS)
-def test_immediate_and_frozen_stem_gradients(cell):
-    """immediate = one cell step's backward: at an unroll's last loss step (no future inside the
-    unroll) it equals in-unroll BPTT's, elsewhere it differs; frozen gives none. The cell's own
-    gradient does not depend on the stem gradient."""
+def check_stem_gradient_modes(cell, layers=1):
+    """immediate = one step's backward (down the layers for a stack, no recurrence): at an unroll's last
+    loss step (no future inside the unroll) it equals in-unroll BPTT's, elsewhere it differs; frozen gives
+    none. The core's own gradient does not depend on the stem gradient."""
     rng = np.random.default_rng(5)
     T, B, I, H = 4, 2, 3, 5
-    params = get_core(cell).init(rng, I, H, np.float64)
+    params = get_core(cell, layers).init(rng, I, H, np.float64)
     x = rng.standard_normal((T + 1, B, I))                                 # (T + 1, B, I)
     reset = np.zeros((T + 1, B), bool)                                     # (T + 1, B)
     g_h = rng.standard_normal((T, B, H))                                   # (T, B, H)
-    learner = get_learner("rtrl", cell)
+    learner = get_learner("rtrl", cell, layers)
     state = learner.init_state(B, I, H, np.float64)
     _, cache = learner.forward(params, x, reset, state)
     back = {name: learner.backward(get_stem_grad(name), params, cache, reset, g_h, state) for name in STEM_GRADS}
     assert back["frozen"].g_x is None
     assert compare("last step", back["immediate"].g_x[-1], back["tbptt"].g_x[-1], EXACT).ok
     assert not compare("first step", back["immediate"].g_x[0], back["tbptt"].g_x[0], 1e-3).ok
-    assert_tree_close("cell grads", back["immediate"].grads, back["frozen"].grads, EXACT)
+    assert_tree_close("core grads", back["immediate"].grads, back["frozen"].grads, EXACT)
+
+
+@pytest.mark.parametrize("cell", NEW_CELLS)
+def test_immediate_and_frozen_stem_gradients(cell):
+    check_stem_gradient_modes(cell)
 
 
 # ----------------------------------------------------------------------------- acting vs learning

@@ -13,12 +13,18 @@ import re
 
 import numpy as np
 import pytest
-from test_cells_agent import assert_tree_close, full_history_bptt, learner_grads, zero_state
+from test_cells_agent import (
+    assert_tree_close,
+    check_stem_gradient_modes,
+    full_history_bptt,
+    learner_grads,
+    zero_state,
+)
 from test_learner_exact import collect as collect_history
 
 import envs
 from rtrl_ref.r2ac.config import build_parser, describe_config, make_config, read_config
-from rtrl_ref.r2ac.core import STEM_GRADS, StackedCoreParams, StackedTraces, get_core, get_learner, get_stem_grad
+from rtrl_ref.r2ac.core import StackedCoreParams, StackedTraces, get_core
 from rtrl_ref.r2ac.loop import train
 from rtrl_ref.r2ac.network import AgentSpec, act, init_agent, unroll_forward
 from rtrl_ref.r2ac.train import main as train_main
@@ -87,24 +93,9 @@ def test_dropping_the_cross_layer_traces_is_not_exact():
     assert not all(c.ok for c in compare_fields("tbptt vs exact", tbptt.core, full.core, 1e-3))
 
 
-def test_immediate_and_frozen_stem_gradients():
-    """immediate = one step's backward down the layers: at an unroll's last loss step (no future inside it)
-    it equals in-unroll stacked BPTT's, elsewhere it differs; frozen gives none; the stack's own gradient
-    does not depend on the stem gradient."""
-    rng = np.random.default_rng(5)
-    T, B, I, H, L = 4, 2, 3, 5, 2
-    params = get_core("elstm", L).init(rng, I, H, np.float64)
-    x = rng.standard_normal((T + 1, B, I))                                 # (T + 1, B, I)
-    reset = np.zeros((T + 1, B), bool)                                     # (T + 1, B)
-    g_h = rng.standard_normal((T, B, H))                                   # (T, B, H)
-    learner = get_learner("rtrl", "elstm", L)
-    state = learner.init_state(B, I, H, np.float64)
-    _, cache = learner.forward(params, x, reset, state)
-    back = {name: learner.backward(get_stem_grad(name), params, cache, reset, g_h, state) for name in STEM_GRADS}
-    assert back["frozen"].g_x is None
-    assert compare("last step", back["immediate"].g_x[-1], back["tbptt"].g_x[-1], EXACT).ok
-    assert not compare("first step", back["immediate"].g_x[0], back["tbptt"].g_x[0], 1e-3).ok
-    assert_tree_close("stack grads", back["immediate"].grads, back["frozen"].grads, EXACT)
+@pytest.mark.parametrize("layers", [2, 3])
+def test_immediate_and_frozen_stem_gradients(layers):
+    check_stem_gradient_modes("elstm", layers)
 
 
 # ----------------------------------------------------------------------------- acting vs learning
