@@ -2,6 +2,7 @@
 
     python scripts/gpu_check.py [--out gpu_check.json] [--quick] [--backend cupy]
     python scripts/gpu_check.py --dry-run      # the correctness part on the CPU (numba), no timings
+    python scripts/gpu_check.py --cpu-sweep    # only the CPU side of the B sweep (this machine's cores)
 
 1. correctness: the verify.checks functions on the backend (the per-step kernel, the carried pass,
    the drivers elstm_forward / bptt / rtrl_segment / rtrl_sequence vs the NumPy reference, and the
@@ -13,6 +14,10 @@
      bandwidth (from the device's memory clock and bus width) and vs a device-to-device copy;
    - segment form: carried pass vs the cuBLAS GEMM it contains (and a single large GEMM's
      throughput), and the whole rtrl_segment driver, against the NumPy CPU reference;
+   - a B sweep (1, 32, 256, 1024) of the per-step kernel and the rtrl_segment driver (H = 256,
+     I = 257, T = 50, float32) on the GPU and on CPU_THREADS CPU cores with the numba backend,
+     side by side in one run: where the GPU starts to beat a small CPU machine;
+   - the per-step kernel with and without slicing the batch (rtrl_ref.kernels.step_cupy);
 3. writes everything to a JSON file (default $OUT/gpu_check.json when $OUT is set).
 
 Exit status 0 when every correctness check passes, 1 otherwise, 2 when the backend cannot run;
@@ -22,6 +27,7 @@ timings never fail the script.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -72,6 +78,17 @@ def correctness(backend: str, quick: bool) -> list[dict]:
             out += rows(f"rtrl step vs bptt {dn} {regime}", checks.check_rtrl_step(prob, backend=backend))
             out += rows(f"rtrl segment (cuts 4, 9) vs bptt {dn} {regime}",
                         checks.check_rtrl_segment(prob, (4, 9), backend=backend))
+        if backend == "cupy":                   # the unsliced step kernel at sizes that slice by default
+            from rtrl_ref.kernels import step_cupy
+
+            with patched(step_cupy, "TARGET_THREADS", 0):
+                for k, (B, H, I, _) in enumerate(sizes[2:]):
+                    out += rows(f"unsliced {dn} B={B} H={H} I={I}",
+                                checks.check_backend_step(backend, B, H, I, dtype, 50 + k, "random"))
+            with patched(step_cupy, "MIN_CHUNK", 1), patched(step_cupy, "TARGET_THREADS", 2**40):
+                for k, (B, H, I) in enumerate([(2, 3, 5), (7, 5, 9), (33, 17, 130)]):   # ragged last slice
+                    out += rows(f"one row per slice {dn} B={B} H={H} I={I}",
+                                checks.check_backend_step(backend, B, H, I, dtype, 60 + k, "random"))
         # negative twins: these checks must FAIL
         out.append(twin(f"skipped reset detected {dn}", checks.check_backend_step(
             broken.backend_skipping_reset(backend), 4, 8, 9, dtype, 99, "every")))
@@ -80,6 +97,36 @@ def correctness(backend: str, quick: bool) -> list[dict]:
         out.append(twin(f"drivers off by 10 tolerances detected {dn}", checks.check_backend_drivers(
             backend, 3, 6, 7, 12, dtype, 97, drivers=broken.off_by(10 * tolerance("kernel", dtype)))))
     return out
+
+
+@contextlib.contextmanager
+def patched(module, name: str, value):
+    old = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, old)
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int):
+    """Numba and BLAS limited to n threads (where threadpoolctl is installed)."""
+    import numba
+
+    old = numba.get_num_threads()
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        limits = contextlib.nullcontext()
+    else:
+        limits = threadpool_limits(n)
+    try:
+        with limits:
+            yield
+    finally:
+        numba.set_num_threads(old)
 
 
 def event_time(cp, fn, rounds: int) -> float:
@@ -107,14 +154,39 @@ def cpu_time(fn, rounds: int) -> float:
     return statistics.median(times)
 
 
+# The vendors' datasheet HBM bandwidth, used where the runtime does not report the memory clock
+# (CUDA 13 dropped memoryClockRate from the device properties): NVIDIA H100 SXM and H200 datasheets.
+DATASHEET_GBps = {"H200": 4800.0, "H100 80GB HBM3": 3350.0, "H100": 3350.0}
+CPU_THREADS = 2
+SWEEP_B = (1, 32, 256, 1024)
+
+
 def nominal_bandwidth(cp) -> dict:
-    props = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)
-    clock_khz = props.get("memoryClockRate", 0)
-    bus_bits = props.get("memoryBusWidth", 0)
+    dev_id = cp.cuda.Device().id
+    props = cp.cuda.runtime.getDeviceProperties(dev_id)
+
+    def attribute(key: str, attr: int) -> int:
+        value = props.get(key, 0)
+        if not value:
+            try:
+                value = cp.cuda.runtime.deviceGetAttribute(attr, dev_id)
+            except Exception:
+                value = 0
+        return int(value)
+
+    clock_khz = attribute("memoryClockRate", 36)            # cudaDevAttrMemoryClockRate
+    bus_bits = attribute("memoryBusWidth", 37)               # cudaDevAttrGlobalMemoryBusWidth
     name = props.get("name", b"")
-    return dict(name=name.decode() if isinstance(name, bytes) else str(name), memory_clock_khz=clock_khz,
-                bus_width_bits=bus_bits, nominal_GBps=2 * clock_khz * 1e3 * bus_bits / 8 / 1e9,
-                total_memory_GiB=props.get("totalGlobalMem", 0) / 2**30, sm_count=props.get("multiProcessorCount"))
+    name = name.decode() if isinstance(name, bytes) else str(name)
+    nominal = 2 * clock_khz * 1e3 * bus_bits / 8 / 1e9
+    source = "2 x memory clock x bus width"
+    if not nominal:
+        match = [k for k in DATASHEET_GBps if k in name]
+        nominal = DATASHEET_GBps[match[0]] if match else float("nan")
+        source = f"datasheet ({match[0]})" if match else "unknown"
+    return dict(name=name, memory_clock_khz=clock_khz, bus_width_bits=bus_bits, nominal_GBps=nominal,
+                nominal_source=source, total_memory_GiB=props.get("totalGlobalMem", 0) / 2**30,
+                sm_count=props.get("multiProcessorCount"))
 
 
 def timings(cp, be, quick: bool) -> dict:
@@ -168,6 +240,46 @@ def timings(cp, be, quick: bool) -> dict:
     return out
 
 
+def sweep(cp, be, quick: bool) -> dict:
+    """The step kernel and the rtrl_segment driver over B: GPU (sliced and unsliced step kernel) and
+    CPU_THREADS CPU cores (numba backend), side by side; cp None times the CPU side only."""
+    from rtrl_ref.kernels import step_cupy
+
+    cpu = get_backend("numba")
+    H, I, T, dtype = 256, 257, 50, np.float32
+    out = dict(H=H, I=I, T=T, dtype="float32", cpu_threads=CPU_THREADS, step={}, segment={})
+    for B in SWEEP_B[:2] if quick else SWEEP_B:
+        case = checks.step_inputs(0, B, H, I, dtype, "random")
+        bytes_ = (4 * B * H * I + B * I) * np.dtype(dtype).itemsize
+        row = dict(bytes_per_step=bytes_)
+        with cpu_threads(CPU_THREADS):
+            row["cpu_ms"] = cpu_time(partial(cpu.trace_step_accumulate, *case), 3) * 1e3
+        if cp is not None:
+            on_device = checks.to_backend("cupy", *case)
+            for tag, target in (("gpu", step_cupy.TARGET_THREADS), ("gpu_unsliced", 0)):
+                with patched(step_cupy, "TARGET_THREADS", target):
+                    t = event_time(cp, partial(be.trace_step_accumulate, *on_device), 10 if quick else 25)
+                row[f"{tag}_ms"] = t * 1e3
+                row[f"{tag}_GBps"] = bytes_ / t / 1e9
+            row["slices"] = step_cupy.n_slices(B, H, I)
+            row["gpu_speedup_vs_cpu"] = row["cpu_ms"] / row["gpu_ms"]
+        out["step"][str(B)] = row
+        prob = make_problem(5, T=T, B=B, I=I, H=H, dtype=dtype, resets="random")
+        back = bptt_grads(prob)
+        seg = dict(flops_carried=2 * B * 2 * H * T * I)
+        with cpu_threads(CPU_THREADS):
+            seg["cpu_ms"] = cpu_time(partial(rtrl_segment, prob.p, back.traj, prob.reset, back.g_c,
+                                             backend=cpu), 2) * 1e3
+        if cp is not None:
+            p_d, traj, reset, g_c = checks.to_backend("cupy", prob.p, back.traj, prob.reset, back.g_c)
+            seg["gpu_ms"] = event_time(cp, partial(rtrl_segment, p_d, traj, reset, g_c, backend=be),
+                                       5 if quick else 10) * 1e3
+            seg["gpu_speedup_vs_cpu"] = seg["cpu_ms"] / seg["gpu_ms"]
+        out["segment"][str(B)] = seg
+        print(f"sweep B={B}: step {row}, segment {seg}", flush=True)
+    return out
+
+
 def write(report: dict, path: str):
     with open(path, "w") as f:
         json.dump(report, f, indent=1)
@@ -181,7 +293,16 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", default="cupy", help="backend under check (default cupy)")
     ap.add_argument("--dry-run", action="store_true",
                     help="correctness only, on the CPU with the numba backend (no GPU needed)")
+    ap.add_argument("--cpu-sweep", action="store_true",
+                    help=f"only the CPU side of the B sweep ({CPU_THREADS} threads, numba), no GPU needed")
     args = ap.parse_args(argv)
+    if args.cpu_sweep:
+        report = dict(command="python scripts/gpu_check.py --cpu-sweep" + (" --quick" if args.quick else ""),
+                      host=platform.node(), processor=platform.processor(), python=platform.python_version(),
+                      numpy=np.__version__, sweep=sweep(None, None, args.quick))
+        write(report, args.out)
+        print(f"gpu_check: wrote {args.out}")
+        return 0
     backend = "numba" if args.dry_run else args.backend
     t0 = time.perf_counter()
     report = dict(command="python scripts/gpu_check.py " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -200,7 +321,12 @@ def main(argv=None) -> int:
         print(f"gpu_check: {err}", file=sys.stderr)
         write(report, args.out)
         return 2
-    found = correctness(backend, args.quick)
+    try:
+        found = correctness(backend, args.quick)
+    except Exception as err:  # a kernel that does not compile or crashes: keep the report
+        report["correctness_error"] = repr(err)
+        print(f"gpu_check: correctness crashed: {err!r}", file=sys.stderr)
+        found = [dict(name="correctness crashed", rel=float("inf"), tol=0.0, ok=False)]
     failed = [c for c in found if not c["ok"]]
     report["checks_total"] = len(found)
     report["checks_failed"] = failed
@@ -211,11 +337,13 @@ def main(argv=None) -> int:
     for c in failed:
         print(f"FAILED {c['name']}: rel {c['rel']:.3e} tol {c['tol']:.1e}", file=sys.stderr)
     if backend == "cupy":
-        try:
-            report["timings"] = timings(cp, be, args.quick)
-        except Exception as err:  # timings are informative; keep the correctness result
-            report["timings_error"] = repr(err)
-        print(json.dumps(report.get("timings", report.get("timings_error")), indent=1))
+        for key, measure in (("timings", timings), ("sweep", sweep)):
+            try:
+                report[key] = measure(cp, be, args.quick)
+            except Exception as err:  # timings are informative; keep the correctness result
+                report[f"{key}_error"] = repr(err)
+            print(json.dumps(report.get(key, report.get(f"{key}_error")), indent=1), flush=True)
+            write(report, args.out)
     report["seconds"] = time.perf_counter() - t0
     write(report, args.out)
     print(f"gpu_check: wrote {args.out} in {report['seconds']:.1f} s")

@@ -96,3 +96,28 @@ def test_cupy_rejects_bad_shapes():
                                  cp.asarray(reset_t), cp.asarray(g_c_t), _dev(grads))
     with pytest.raises(ValueError, match=r"reset_t: expected a bool array"):
         be.trace_step_accumulate(_dev(traces), _dev(cache), cp.zeros(3, cp.int32), cp.asarray(g_c_t), _dev(grads))
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("B, min_chunk", [(2, 1), (7, 3), (33, 8), (64, 8)])
+def test_step_kernel_sliced_over_the_batch(dtype, B, min_chunk, monkeypatch):
+    """Slicing b (partial sums added in a second kernel), ragged last slice included, changes nothing;
+    dropping one slice's partial sum must be caught."""
+    from rtrl_ref.kernels import get_backend, step_cupy
+
+    monkeypatch.setattr(step_cupy, "TARGET_THREADS", 2**40)
+    monkeypatch.setattr(step_cupy, "MIN_CHUNK", min_chunk)
+    assert step_cupy.n_slices(B, 5, 130) == max(1, B // min_chunk)
+    traces, cache, reset_t, g_c_t, grads = step_inputs(3, B, 5, 130, dtype, "random")
+    want_S, want_G = trace_step_accumulate(traces.copy(), cache, reset_t, g_c_t, copy_tree(grads))
+    got_S, got_G = get_backend("cupy").trace_step_accumulate(
+        _dev(traces), _dev(cache), cp.asarray(reset_t), cp.asarray(g_c_t), _dev(grads))
+    tol = tolerance("kernel", dtype)
+    assert_fields_close("sliced step traces", got_S, want_S, tol)
+    assert_fields_close("sliced step grads", got_G, want_G, tol)
+    if B > 1:   # negative twin: the first row's contribution to W_z's gradient left out
+        S_0 = want_S.W_z[0] * g_c_t[0][:, None]                                  # (H, I)
+        bad_G = got_G._replace(W_z=got_G.W_z - cp.asarray(S_0))
+        assert not all(c.ok for c in compare_fields("g", bad_G, want_G, tol))

@@ -6,10 +6,14 @@ Reproduces the NumPy reference `rtrl_ref.traces.trace_step_accumulate` (equation
     S.W_z[b, h, i] = J_b S.W_z[b, h, i] + dc_dzpre[b, h] x_t[b, i]      (W_f with dc_dfpre)
     grads.W_z[h, i] += sum_b g_c_t[b, h] S.W_z[b, h, i]
 
-One thread per (h, i): consecutive threads take consecutive i (coalesced rows), each thread loops
-over b and keeps the sum over b in a register, so there are no atomics and the summation order
-is fixed (deterministic). A second small kernel does the (B, H) vector traces, one thread per h.
-Traces and grads are updated in place on the device and returned.
+One thread per (h, i, slice of b): consecutive threads take consecutive i (coalesced rows), each
+thread loops over its slice of b and keeps the sum in a register. With one slice (small B*H*I) the
+sum goes straight into the gradient; with n_slices > 1 (enough rows to keep the card busy) each
+slice writes a partial sum and a second kernel adds the n partial sums in slice order. No atomics,
+fixed summation order: deterministic. Slicing b gives large batches n times more threads in
+flight, which is what a memory-bound loop needs; the partial sums cost 4 H I values per slice
+against 4 B H I for the traces. A third small kernel does the (B, H) vector traces, one thread
+per h. Traces and grads are updated in place on the device and returned.
 """
 
 from __future__ import annotations
@@ -28,14 +32,18 @@ void step_matrix(real* __restrict__ S_z, real* __restrict__ S_f,
                  const real* __restrict__ x, const real* __restrict__ J,
                  const real* __restrict__ dc_dzpre, const real* __restrict__ dc_dfpre,
                  const real* __restrict__ keep, const real* __restrict__ g_c,
-                 const int B, const int H, const int I)
+                 const int B, const int H, const int I, const int chunk, const int accumulate)
 {
+    /* S_*: (B, H, I) traces; G_*: (H, I) gradients when accumulate, else (n_slices, H, I) partial sums */
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     const int h = blockIdx.y;
+    const int slice = blockIdx.z;
     if (i >= I) return;
+    const int b0 = slice * chunk;
+    const int b1 = min(B, b0 + chunk);
     real acc_z = 0, acc_f = 0;
     #pragma unroll 4
-    for (int b = 0; b < B; ++b) {
+    for (int b = b0; b < b1; ++b) {
         const long long bh = (long long)b * H + h;
         const long long k = bh * I + i;
         const real j = keep[b] * J[bh];
@@ -47,9 +55,33 @@ void step_matrix(real* __restrict__ S_z, real* __restrict__ S_f,
         acc_z += g_c[bh] * s_z;
         acc_f += g_c[bh] * s_f;
     }
-    const long long hi = (long long)h * I + i;
-    G_z[hi] += acc_z;
-    G_f[hi] += acc_f;
+    const long long hi = ((long long)slice * H + h) * I + i;
+    if (accumulate) {
+        G_z[hi] += acc_z;
+        G_f[hi] += acc_f;
+    } else {
+        G_z[hi] = acc_z;
+        G_f[hi] = acc_f;
+    }
+}
+"""
+
+REDUCE_SOURCE = r"""
+extern "C" __global__
+void sum_slices(real* __restrict__ G_z, real* __restrict__ G_f,
+                const real* __restrict__ P_z, const real* __restrict__ P_f,
+                const int n_slices, const long long HI)
+{
+    /* G_*[k] += sum over slices s (in order) of P_*[s, k]; P_*: (n_slices, H, I) */
+    const long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (k >= HI) return;
+    real acc_z = 0, acc_f = 0;
+    for (int s = 0; s < n_slices; ++s) {
+        acc_z += P_z[s * HI + k];
+        acc_f += P_f[s * HI + k];
+    }
+    G_z[k] += acc_z;
+    G_f[k] += acc_f;
 }
 """
 
@@ -83,6 +115,15 @@ void step_vector(real* __restrict__ s_wz, real* __restrict__ s_wf,
 """
 
 THREADS = 128
+TARGET_THREADS = 2**20      # slice b until about this many threads are in flight (0: never slice)
+MIN_CHUNK = 8               # at least this many rows per slice (partial sums stay <= 1/8 of the traffic)
+
+
+def n_slices(B: int, H: int, I: int) -> int:
+    """How many slices of b the matrix kernel uses: 1 when B H I already fills the card."""
+    per_slice = H * THREADS * ((I + THREADS - 1) // THREADS)
+    wanted = -(-TARGET_THREADS // per_slice) if TARGET_THREADS else 1
+    return int(max(1, min(wanted, B // MIN_CHUNK)))
 
 
 def trace_step_accumulate(traces: Traces, cache: CellCache, reset_t, g_c_t, grads: ELSTMParams):
@@ -109,9 +150,17 @@ def trace_step_accumulate(traces: Traces, cache: CellCache, reset_t, g_c_t, grad
     keep = (~reset_t).astype(dtype)                                   # (B,)
     g_c = device_input("g_c_t", g_c_t, (B, H), dtype, "B,H")
     dn = dtype.name
+    n = n_slices(B, H, I)
+    chunk = -(-B // n)
+    n = -(-B // chunk)                                                # no empty slice
+    P = (G[0], G[1]) if n == 1 else (cupy.empty((n, H, I), dtype), cupy.empty((n, H, I), dtype))
     raw_kernel(MATRIX_SOURCE, "step_matrix", dn)(
-        ((I + THREADS - 1) // THREADS, H), (THREADS,),
-        (S[0], S[1], G[0], G[1], x_t, J, dc_dzpre, dc_dfpre, keep, g_c, np.int32(B), np.int32(H), np.int32(I)))
+        ((I + THREADS - 1) // THREADS, H, n), (THREADS,),
+        (S[0], S[1], P[0], P[1], x_t, J, dc_dzpre, dc_dfpre, keep, g_c, np.int32(B), np.int32(H), np.int32(I),
+         np.int32(chunk), np.int32(n == 1)))
+    if n > 1:
+        raw_kernel(REDUCE_SOURCE, "sum_slices", dn)(
+            ((H * I + THREADS - 1) // THREADS,), (THREADS,), (G[0], G[1], P[0], P[1], np.int32(n), np.int64(H * I)))
     raw_kernel(VECTOR_SOURCE, "step_vector", dn)(
         ((H + THREADS - 1) // THREADS,), (THREADS,),
         (S[2], S[3], S[4], S[5], G[2], G[3], G[4], G[5], c_tm1, J, dc_dzpre, dc_dfpre, keep, g_c,
