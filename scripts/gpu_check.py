@@ -144,6 +144,20 @@ def event_time(cp, fn, rounds: int) -> float:
     return statistics.median(times)
 
 
+def host_time(cp, fn, rounds: int = 10) -> float:
+    """Median seconds the host spends in fn() (launches, Python) without waiting for the GPU: when
+    it is close to the event time, the call is bound by launches, not by the kernels."""
+    fn()
+    cp.cuda.Device().synchronize()
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+        cp.cuda.Device().synchronize()
+    return statistics.median(times)
+
+
 def cpu_time(fn, rounds: int) -> float:
     fn()
     times = []
@@ -261,7 +275,8 @@ def sweep(cp, be, quick: bool) -> dict:
                     t = event_time(cp, partial(be.trace_step_accumulate, *on_device), 10 if quick else 25)
                 row[f"{tag}_ms"] = t * 1e3
                 row[f"{tag}_GBps"] = bytes_ / t / 1e9
-            row["slices"] = step_cupy.n_slices(B, H, I)
+            row["slices"] = step_cupy.n_slices(B, H * I)
+            row["host_ms"] = host_time(cp, partial(be.trace_step_accumulate, *on_device)) * 1e3
             row["gpu_speedup_vs_cpu"] = row["cpu_ms"] / row["gpu_ms"]
         out["step"][str(B)] = row
         prob = make_problem(5, T=T, B=B, I=I, H=H, dtype=dtype, resets="random")
@@ -275,6 +290,7 @@ def sweep(cp, be, quick: bool) -> dict:
             seg["gpu_ms"] = event_time(cp, partial(rtrl_segment, p_d, traj, reset, g_c, backend=be),
                                        5 if quick else 10) * 1e3
             seg["gpu_speedup_vs_cpu"] = seg["cpu_ms"] / seg["gpu_ms"]
+            seg["host_ms"] = host_time(cp, partial(rtrl_segment, p_d, traj, reset, g_c, backend=be)) * 1e3
         out["segment"][str(B)] = seg
         print(f"sweep B={B}: step {row}, segment {seg}", flush=True)
     return out

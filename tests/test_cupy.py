@@ -109,7 +109,7 @@ def test_step_kernel_sliced_over_the_batch(dtype, B, min_chunk, monkeypatch):
 
     monkeypatch.setattr(step_cupy, "TARGET_THREADS", 2**40)
     monkeypatch.setattr(step_cupy, "MIN_CHUNK", min_chunk)
-    assert step_cupy.n_slices(B, 5, 130) == max(1, B // min_chunk)
+    assert step_cupy.n_slices(B, 5 * 130) == max(1, B // min_chunk)
     traces, cache, reset_t, g_c_t, grads = step_inputs(3, B, 5, 130, dtype, "random")
     want_S, want_G = trace_step_accumulate(traces.copy(), cache, reset_t, g_c_t, copy_tree(grads))
     got_S, got_G = get_backend("cupy").trace_step_accumulate(

@@ -3,7 +3,7 @@
 Reproduces the NumPy reference `rtrl_ref.traces.segment_carried_pass` (equations in
 `rtrl_ref.kernels.segment_numba`). Batch elements are processed in chunks of k: one strided
 batched GEMM (cuBLAS, through cupy.matmul) gives M = U[b0:b1] @ x_b[b0:b1], (k, 2H, T) @ (k, T, I),
-then one kernel, one thread per (row of [W_z ; W_f], i), loops over the chunk's b:
+then one kernel, one thread per flat (row of [W_z ; W_f], i) index, loops over the chunk's b:
 
     G[row, i] += coef[b, h] S[b, row, i];   S[b, row, i] = decay[b, h] S[b, row, i] + M[b, row, i]
 
@@ -28,20 +28,24 @@ void carry(real* __restrict__ S_z, real* __restrict__ S_f, real* __restrict__ G,
            const real* __restrict__ M, const real* __restrict__ coef, const real* __restrict__ decay,
            const int b0, const int k, const int H, const int I)
 {
-    const int i = blockIdx.x * blockDim.x + threadIdx.x;
-    const int row = blockIdx.y;                 /* 0..2H-1: W_z rows, then W_f rows */
-    if (i >= I) return;
+    /* one thread per flat (row, i) index j of [W_z ; W_f], rows 0..2H-1: warps cover consecutive j,
+       so every access is coalesced whatever I is */
+    const long long HI = (long long)H * I;
+    const long long j = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= 2 * HI) return;
+    const int row = (int)(j / I);
     const int h = row < H ? row : row - H;
     real* S = row < H ? S_z : S_f;
+    const long long hi = row < H ? j : j - HI;      /* flat (h, i) */
     real acc = 0;
     for (int c = 0; c < k; ++c) {
         const int b = b0 + c;
-        const long long s_idx = ((long long)b * H + h) * I + i;
+        const long long s_idx = (long long)b * HI + hi;
         const real s = S[s_idx];
         acc += coef[(long long)b * H + h] * s;
-        S[s_idx] = decay[(long long)b * H + h] * s + M[((long long)c * 2 * H + row) * I + i];
+        S[s_idx] = decay[(long long)b * H + h] * s + M[(long long)c * 2 * HI + j];
     }
-    G[(long long)row * I + i] += acc;
+    G[j] += acc;
 }
 """
 
@@ -83,7 +87,7 @@ def segment_carried_pass(traces_in: Traces, coef_in, decay_in, u_z, u_f, x, c_tm
     for b0 in range(0, B, k):
         n = min(k, B - b0)
         cupy.matmul(U[b0:b0 + n], x_b[b0:b0 + n], out=M[:n])
-        kernel(((I + THREADS - 1) // THREADS, 2 * H), (THREADS,),
+        kernel(((2 * H * I + THREADS - 1) // THREADS,), (THREADS,),
                (S_z, S_f, G, M, coef_in, decay_in, np.int32(b0), np.int32(n), np.int32(H), np.int32(I)))
     g_vec, s_vec = segment_vector_pass(s_wz, s_wf, s_bz, s_bf, coef_in, decay_in, u_z, u_f, c_tm1)
     return ELSTMParams(G[:H], G[H:], *g_vec), Traces(S_z, S_f, *s_vec)
