@@ -144,6 +144,24 @@ def event_time(cp, fn, rounds: int) -> float:
     return statistics.median(times)
 
 
+def pipelined_time(cp, fn, calls: int = 20, rounds: int = 5) -> float:
+    """Median seconds per call of `calls` back-to-back calls between one pair of CUDA events, as an
+    online loop issues them: the host enqueues ahead, so this is the kernels' time wherever the
+    host's per-call time is shorter (host_time tells)."""
+    fn()
+    cp.cuda.Device().synchronize()
+    times = []
+    for _ in range(rounds):
+        start, stop = cp.cuda.Event(), cp.cuda.Event()
+        start.record()
+        for _ in range(calls):
+            fn()
+        stop.record()
+        stop.synchronize()
+        times.append(cp.cuda.get_elapsed_time(start, stop) * 1e-3 / calls)
+    return statistics.median(times)
+
+
 def host_time(cp, fn, rounds: int = 10) -> float:
     """Median seconds the host spends in fn() (launches, Python) without waiting for the GPU: when
     it is close to the event time, the call is bound by launches, not by the kernels."""
@@ -262,6 +280,7 @@ def sweep(cp, be, quick: bool) -> dict:
     cpu = get_backend("numba")
     H, I, T, dtype = 256, 257, 50, np.float32
     out = dict(H=H, I=I, T=T, dtype="float32", cpu_threads=CPU_THREADS, step={}, segment={})
+    nominal = nominal_bandwidth(cp)["nominal_GBps"] if cp is not None else float("nan")
     for B in SWEEP_B[:2] if quick else SWEEP_B:
         case = checks.step_inputs(0, B, H, I, dtype, "random")
         bytes_ = (4 * B * H * I + B * I) * np.dtype(dtype).itemsize
@@ -277,6 +296,16 @@ def sweep(cp, be, quick: bool) -> dict:
                 row[f"{tag}_GBps"] = bytes_ / t / 1e9
             row["slices"] = step_cupy.n_slices(B, H * I)
             row["host_ms"] = host_time(cp, partial(be.trace_step_accumulate, *on_device)) * 1e3
+            t = pipelined_time(cp, partial(be.trace_step_accumulate, *on_device))
+            row["gpu_pipelined_ms"] = t * 1e3
+            row["gpu_pipelined_GBps"] = bytes_ / t / 1e9
+            row["pipelined_fraction_of_nominal"] = bytes_ / t / 1e9 / nominal
+            if B == SWEEP_B[-1]:
+                row["pipelined_GBps_by_target_threads"] = {}
+                for target in (2**18, 2**19, 2**20, 2**21, 2**22):
+                    with patched(step_cupy, "TARGET_THREADS", target):
+                        t = pipelined_time(cp, partial(be.trace_step_accumulate, *on_device))
+                    row["pipelined_GBps_by_target_threads"][str(target)] = bytes_ / t / 1e9
             row["gpu_speedup_vs_cpu"] = row["cpu_ms"] / row["gpu_ms"]
         out["step"][str(B)] = row
         prob = make_problem(5, T=T, B=B, I=I, H=H, dtype=dtype, resets="random")
