@@ -253,6 +253,8 @@ def timings(cp, be, quick: bool) -> dict:
         U = cp.asarray(np.random.default_rng(2).standard_normal((B, 2 * H, T)).astype(dtype))   # (B, 2H, T)
         x_b = cp.ascontiguousarray(args_d.x.transpose(1, 0, 2))                                # (B, T, I)
         M = cp.empty((B, 2 * H, I), dtype)                                                     # (B, 2H, I)
+        t_pass_pipelined = pipelined_time(cp, partial(be.segment_carried_pass, *args_d))
+        t_pass_host = host_time(cp, partial(be.segment_carried_pass, *args_d))
         t_bgemm = event_time(cp, partial(cp.matmul, U, x_b, out=M), rounds)
         g_pre = cp.asarray(np.random.default_rng(3).standard_normal((T * B, 2 * H)).astype(dtype))  # (T B, 2H)
         t_gemm = event_time(cp, partial(cp.matmul, g_pre.T, x_b.reshape(B * T, I)), rounds)
@@ -263,7 +265,8 @@ def timings(cp, be, quick: bool) -> dict:
         t_driver = event_time(cp, partial(rtrl_segment, p_d, traj, reset, g_c, backend=be), rounds)
         t_driver_cpu = cpu_time(partial(rtrl_segment, prob.p, back.traj, prob.reset, back.g_c), 3)
         out["segment"][dn] = dict(
-            carried_pass_ms=t_pass * 1e3, batched_gemm_ms=t_bgemm * 1e3,
+            carried_pass_ms=t_pass * 1e3, carried_pass_pipelined_ms=t_pass_pipelined * 1e3,
+            carried_pass_host_ms=t_pass_host * 1e3, batched_gemm_ms=t_bgemm * 1e3,
             batched_gemm_TFLOPs=flops / t_bgemm / 1e12, large_gemm_TFLOPs=flops / t_gemm / 1e12,
             carried_pass_over_its_gemm=t_pass / t_bgemm,
             carried_pass_effective_TFLOPs=flops / t_pass / 1e12,

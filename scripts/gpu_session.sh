@@ -9,7 +9,7 @@
 # 3. scripts/gpu_check.py: correctness of every CuPy kernel against NumPy with its negative twins,
 #    then the timings and the B sweep against CPU_THREADS CPU cores -> $OUT/gpu_check.json;
 # 4. the GPU tests (pytest -m gpu) -> $OUT/pytest_gpu.log;
-# 5. the audit's CuPy rows: python -m verify audit --quick --backend numpy,cupy -> $OUT/audit.md.
+# 5. the audit's CuPy rows: python -m verify audit --quick --backend numpy,cupy -> $OUT/audit.{md,json}.
 #
 # Each step has its own time limit and a failing step does not stop the next. Exit status: 0 when
 # every step passed, else the number of failed steps. Logs and results go to $OUT (default
@@ -48,6 +48,6 @@ fi
 
 step gpu_check 300 $PY scripts/gpu_check.py --out "$OUT/gpu_check.json"
 step pytest_gpu 180 $PY -m pytest -m gpu -q -p no:cacheprovider tests/
-step audit 120 $PY -m verify audit --quick --backend numpy,cupy --report "$OUT/audit.md"
+step audit 120 $PY -m verify audit --quick --backend numpy,cupy --report "$OUT/audit"
 echo "gpu_session: $failed step(s) failed; results in $OUT"
 exit "$failed"
