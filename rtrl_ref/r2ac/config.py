@@ -40,9 +40,9 @@ class Config:
     learner: str = _f("rtrl", "eLSTM gradient: rtrl (exact, untruncated), tbptt (cut at the unroll start) or "
                       "feedforward", choices=tuple(LEARNERS))
     cell: str = _f("elstm", "recurrent core: elstm (eLSTM + output gate, the paper's) or a cell with diagonal "
-                   "recurrence whose state the heads read (indrnn, mingru, lru: Re of its complex state); the "
-                   "other cells run their NumPy drivers (--backend and the forget-gate options apply to the eLSTM "
-                   "only)", choices=tuple(CORES))
+                   "recurrence whose state the heads read (indrnn, mingru, lru: Re of its complex state); with "
+                   "--backend numba the rtrl learner runs the cells' fused step kernels, otherwise their NumPy "
+                   "drivers; the forget-gate options apply to the eLSTM only", choices=tuple(CORES))
     layers: int = _f(1, "stacked eLSTM layers (cell elstm only): layer 1 reads the core input, layer l > 1 the "
                      "cell of layer l - 1, the output gate the top layer's cell; rtrl carries the exact stacked "
                      "traces, dense across layers (rtrl_ref.stacked, NumPy: --backend does not apply)")
