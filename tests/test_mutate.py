@@ -73,3 +73,24 @@ def test_runner_kills_covered_mutants_and_rejits_kernels(tmp_path):
     text = report(outcomes, "# toy")
     assert "## Survivors (1)" in text and "`return a * 3` -> `return a * 4`" in text
     assert (tmp_path / "toy.py").read_text() == TOY["toy.py"]                 # the tree itself is untouched
+
+
+def test_resume_reuses_only_killed_outcomes(tmp_path, monkeypatch):
+    """--resume: killed, crashed and timed-out mutants of an earlier report are reused; survivors
+    and mutants now justified as equivalent run again; an unreadable report is a one-line error."""
+    import json
+
+    from verify import mutate
+
+    ms = mutants_of("snippet.py", SNIPPET)
+    statuses = ["killed", "crashed", "timeout", "survived", "killed"]
+    rows = [dict(key=m.key, status=s, seconds=1.5, detail=f"d{k}") for k, (m, s) in enumerate(zip(ms, statuses))]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(rows))
+    monkeypatch.setitem(mutate.EQUIVALENT, ms[4].key, "justified since")
+    got = mutate._reused_outcomes(ms, path)
+    assert [(o.mutant.key, o.status, o.detail) for o in got] == [(ms[k].key, statuses[k], f"d{k}") for k in range(3)]
+    bad = tmp_path / "bad.json"
+    bad.write_text("not json")
+    with pytest.raises(SystemExit, match=r"--resume: expected a report \.json"):
+        mutate._reused_outcomes(ms, bad)

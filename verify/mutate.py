@@ -8,7 +8,7 @@ out.
 
     python -m verify mutate --quick        a seeded sample of QUICK_SAMPLE mutants (minutes)
     python -m verify mutate --full         every mutant (hours on one core)
-    options: --seed N  --sample N  --files PATH ...  --timeout S  --minutes M  --report PATH
+    options: --seed N  --sample N  --files PATH ...  --timeout S  --minutes M  --report PATH  --resume PATH.json
              --keys KEY ...  --list  --strict (exit 1 if a mutant survives)
 
 A sample is a prefix of one seeded random order of all mutants, so a run stopped early (by
@@ -321,6 +321,19 @@ def run_mutants(mutants: list[Mutant], root: Path = ROOT, targets: dict = TARGET
     return outcomes, baseline
 
 
+def _reused_outcomes(mutants: list[Mutant], path: Path) -> list[Outcome]:
+    """Outcomes of `mutants` that an earlier report (.json) recorded as killed, crashed or timed out,
+    in the order of `mutants`; survivors and equivalents are not reused (tests or justifications may
+    have changed since)."""
+    try:
+        rows = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"--resume: expected a report .json written by --report, got {path} ({err})") from err
+    found = {r["key"]: r for r in rows if r.get("status") in ("killed", "crashed", "timeout")}
+    return [Outcome(m, found[m.key]["status"], float(found[m.key]["seconds"]), found[m.key]["detail"])
+            for m in mutants if m.key in found and m.key not in EQUIVALENT]
+
+
 # ----------------------------------------------------------------------------- the report
 
 def score(outcomes: list[Outcome]) -> tuple[int, int, float]:
@@ -377,6 +390,9 @@ def main(argv=None) -> int:
     ap.add_argument("--minutes", type=float, default=None,
                     help="start no new mutant after this many minutes (the report says how many ran)")
     ap.add_argument("--strict", action="store_true", help="exit 1 if any mutant survives (for CI)")
+    ap.add_argument("--resume", type=Path, default=None,
+                    help="an earlier report's .json: its killed, crashed and timed-out mutants (same keys) are "
+                         "reused, every other mutant runs (to finish a long --full run in parts)")
     args = ap.parse_args(argv)
     files = args.files or list(TARGETS)
     unknown = [f for f in files if f not in TARGETS]
@@ -386,13 +402,17 @@ def main(argv=None) -> int:
     total = len(mutants)
     if args.keys:
         mutants = [m for m in mutants if m.key in set(args.keys)]
-    elif not args.full:
+    else:
         random.Random(args.seed).shuffle(mutants)      # any prefix of this order is a uniform sample
-        mutants = mutants[:args.sample or QUICK_SAMPLE]
+        if not args.full:
+            mutants = mutants[:args.sample or QUICK_SAMPLE]
     if args.list:
         for m in mutants:
             print(f"{m.key} {m.path}:{m.line} {m.operator}: {m.before.strip()} -> {m.after.strip()}")
         return 0
+    reused = _reused_outcomes(mutants, args.resume) if args.resume else []
+    done_keys = {o.mutant.key for o in reused}
+    to_run = [m for m in mutants if m.key not in done_keys]
     start = time.perf_counter()
     command = " ".join(["python -m verify mutate", *(argv if argv is not None else sys.argv[1:])])
 
@@ -408,6 +428,8 @@ def main(argv=None) -> int:
         if len(outcomes) < len(mutants):
             kind += (f"; {'stopped by --minutes' if done else 'in progress'} after the first {len(outcomes)} "
                      f"of a seeded random order (seed {args.seed}): a uniform random sample of {len(outcomes)}")
+        if reused:
+            kind += f"; {len(reused)} killed outcomes reused from {args.resume} (survivors there ran again)"
         header = (f"# Mutation testing report\n\n`{command}`: {kind}, {minutes:.1f} min on one core "
                   f"(Python {sys.version.split()[0]}). Score {pct:.1f}% ({killed} of {counted} non-equivalent "
                   f"mutants killed; crashes and timeouts count as killed and are listed separately). How mutants "
@@ -422,8 +444,9 @@ def main(argv=None) -> int:
         return text
 
     deadline = None if args.minutes is None else time.monotonic() + 60 * args.minutes
-    outcomes, baseline = run_mutants(mutants, ROOT, TARGETS, args.timeout, log=sys.stderr, deadline=deadline,
-                                     progress=lambda done: write(done, False))
+    ran, baseline = run_mutants(to_run, ROOT, TARGETS, args.timeout, log=sys.stderr, deadline=deadline,
+                                progress=lambda done: write(reused + done, False))
+    outcomes = reused + ran
     write(outcomes, True)
     minutes = (time.perf_counter() - start) / 60
     killed, counted, pct = score(outcomes)
