@@ -451,3 +451,24 @@ def test_bench_cells_smoke(tmp_path, capsys):
                                                                    ("lru", 1, 4, 5), ("lru", 3, 4, 5)]
     assert all(r["numpy_us"] > 0 and r["numba_us"] > 0 and r["ratio"] > 0 for r in rows)
     assert "numpy / numba" in capsys.readouterr().out
+
+
+def test_bench_cells_segment_rows_check_first(tmp_path, monkeypatch):
+    """--segment T adds one unroll per (cell, B, H): the three gradients are compared before timing,
+    and a wrong one stops the benchmark."""
+    out = tmp_path / "cells.json"
+    assert bench_cells.main(["--cells", "mingru", "--B", "2", "--H", "3", "--steps", "2", "--rounds", "1",
+                             "--segment", "4", "--out", str(out)]) == 0
+    rows = [r for r in json.loads(out.read_text())["rows"] if "T" in r]
+    assert [(r["cell"], r["B"], r["H"], r["T"]) for r in rows] == [("mingru", 2, 3, 4)]
+    assert all(r[k] > 0 for r in rows for k in ("bptt_us", "segment_us", "step_numba_us", "segment_over_bptt"))
+    # negative twin: a segment form whose gradient is off by a factor 2
+    real = bench_cells.rtrl_segment
+
+    def doubled(*args, **kw):
+        res = real(*args, **kw)
+        return res._replace(grads=type(res.grads)(*(2 * a for a in res.grads)))
+
+    monkeypatch.setattr(bench_cells, "rtrl_segment", doubled)
+    with pytest.raises(AssertionError, match="mingru unroll"):
+        bench_cells.time_segment("mingru", 2, 3, 4, 4, 1)

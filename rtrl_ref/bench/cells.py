@@ -17,6 +17,7 @@ compile or cache load); the median per-step time of each and their ratio are pri
 (set OPENBLAS_NUM_THREADS / NUMBA_NUM_THREADS before starting it to pin them).
 
     python -m rtrl_ref.bench.cells --B 1 32 --H 64 256 --steps 50 --out cells.json
+    python -m rtrl_ref.bench.cells --segment 20 ...   # also one unroll: segment form and numba step vs BPTT
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ import sys
 import numpy as np
 
 from rtrl_ref.bench.timing import interleaved, write_results
-from rtrl_ref.cells import CELLS, get_cell, rtrl_step
-from rtrl_ref.cells.drivers import step_function
+from rtrl_ref.cells import CELLS, get_cell, rtrl_segment, rtrl_sequence, rtrl_step
+from rtrl_ref.cells.drivers import bptt, forward, step_function
 from rtrl_ref.r2ac.cli import ArgumentParser
 from verify.compare import assert_all_ok, compare_fields, tolerance
 
@@ -101,6 +102,40 @@ def time_one(name: str, B: int, H: int, I: int, steps: int, rounds: int, dtype=n
                 numpy_min_us=1e6 * timings["numpy"].min_s / steps, numba_min_us=1e6 * timings["numba"].min_s / steps)
 
 
+def time_segment(name: str, B: int, H: int, I: int, T: int, rounds: int, dtype=np.float32, seed: int = 0) -> dict:
+    """Median microseconds of one unroll of T steps, three ways, on the same data (learner's view):
+
+        bptt        forward + bptt (NumPy drivers): the truncated gradient, the baseline
+        segment     rtrl_segment (NumPy): the exact gradient over the whole history (forward, the
+                    in-segment BPTT, and the carried traces, Eqs. 40-42)
+        step_numba  rtrl_sequence(backend="numba"): the same exact gradient, one fused kernel per step
+
+    First the three must agree with zero carried-in traces (then all are the same gradient)."""
+    cell, p, x, reset, s_0, traces_0 = problem(name, B, H, I, T, dtype, seed)
+    g_s = np.random.default_rng(seed + 1).standard_normal(x.shape[:2] + (H,)).astype(dtype)   # (T, B, H)
+    if cell.name == "lru":
+        g_s = g_s.astype(s_0.dtype)
+
+    def bptt_grads():
+        return bptt(cell, p, forward(cell, p, x, reset, s_0), reset, g_s).grads
+
+    zero = cell.zero_traces(p, B)
+    tol = tolerance("kernel", dtype)
+    want = bptt_grads()
+    for label, got in (("segment", rtrl_segment(cell, p, x, reset, g_s, s_0, zero).grads),
+                       ("step_numba", rtrl_sequence(cell, p, x, reset, g_s, s_0, zero, backend="numba").grads)):
+        assert_all_ok(compare_fields(label, [as_real(a) for a in got], [as_real(a) for a in want], tol),
+                      f"{name} unroll B={B} H={H} I={I} T={T}")
+    fns = {"bptt": bptt_grads,
+           "segment": lambda: rtrl_segment(cell, p, x, reset, g_s, s_0, traces_0),
+           "step_numba": lambda: rtrl_sequence(cell, p, x, reset, g_s, s_0, traces_0, backend="numba")}
+    timings = interleaved(fns, rounds=rounds, warmup=1)
+    us = {k: 1e6 * t.median_s for k, t in timings.items()}
+    return dict(cell=name, B=B, H=H, I=I, T=T, rounds=rounds, dtype=np.dtype(dtype).name,
+                bptt_us=us["bptt"], segment_us=us["segment"], step_numba_us=us["step_numba"],
+                segment_over_bptt=us["segment"] / us["bptt"], step_numba_over_bptt=us["step_numba"] / us["bptt"])
+
+
 def main(argv=None) -> int:
     parser = ArgumentParser(prog="python -m rtrl_ref.bench.cells",
                             description="NumPy RTRL step vs the fused Numba kernel, per cell (per-step time).",
@@ -112,6 +147,9 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=50, help="steps per timed round")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median over them)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"), help="parameter dtype")
+    parser.add_argument("--segment", type=int, default=0, metavar="T",
+                        help="also time one unroll of T steps: forward + BPTT, the segment form, the numba step "
+                             "form (0: per-step only)")
     parser.add_argument("--out", default=None, help="JSON file for the results")
     args = parser.parse_args(argv)
     for flag, values in (("--B", args.B), ("--H", args.H), ("--I", [args.I or 1]), ("--steps", [args.steps]),
@@ -129,6 +167,18 @@ def main(argv=None) -> int:
                 rows.append(row)
                 print(f"{name:>7} {B:>4} {H:>5} {I:>5} {row['numpy_us']:>10.1f} {row['numba_us']:>10.1f} "
                       f"{row['ratio']:>14.2f}", flush=True)
+    if args.segment:
+        print(f"{'cell':>7} {'B':>4} {'H':>5} {'T':>4} {'bptt us':>10} {'segment us':>11} {'numba step us':>14} "
+              f"{'segment / bptt':>15} {'numba step / bptt':>18}")
+        for name in args.cells:
+            for H in args.H:
+                for B in args.B:
+                    I = args.I or H + 1
+                    row = time_segment(name, B, H, I, args.segment, args.rounds, np.dtype(args.dtype))
+                    rows.append(row)
+                    print(f"{name:>7} {B:>4} {H:>5} {args.segment:>4} {row['bptt_us']:>10.0f} "
+                          f"{row['segment_us']:>11.0f} {row['step_numba_us']:>14.0f} {row['segment_over_bptt']:>15.2f} "
+                          f"{row['step_numba_over_bptt']:>18.2f}", flush=True)
     if args.out:
         write_results(args.out, "rtrl_ref.bench.cells", argv if argv is not None else sys.argv[1:], rows)
     return 0
