@@ -2,6 +2,9 @@
 
 memory-span-sweep: delays 8 to 128 at unroll 4 (rtrl_ref.r2ac.sweep has its options).
 
+cells-span: the memory-span sweeps of the cells (one per cell, run with --train-flags "--cell NAME
+--backend numba") side by side: docs/results/cells (rtrl_ref.r2ac.cells_span).
+
 popgym-table: rtrl, tbptt and feedforward on eight POPGym tasks at Easy (RepeatPrevious, RepeatFirst,
 CountRecall, Autoencode, HigherLower and the position-only, velocity-only and noisy position-only
 CartPoles), the same settings and frame budget for every task (TABLE_FLAGS: the best measured POPGym
@@ -43,7 +46,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rtrl_ref.r2ac import sweep
+from rtrl_ref.r2ac import cells_span, sweep
 from rtrl_ref.r2ac.checkpoint import CHECKPOINT_FILE, read_checkpoint
 from rtrl_ref.r2ac.cli import ArgumentParser, report
 from rtrl_ref.r2ac.config import Config, make_config, read_config, read_run_record
@@ -88,11 +91,14 @@ def main(argv=None) -> int:
         return sweep.main(argv[1:])
     if argv[:1] == ["popgym-table"]:
         return popgym_table_main(argv[1:])
+    if argv[:1] == ["cells-span"]:
+        return cells_span.main(argv[1:])
     parser = ArgumentParser(prog="python -m rtrl_ref.confirm", description=__doc__.splitlines()[0],
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("experiment", choices=sorted(EXPERIMENTS),
-                        help="an experiment; memory-span-sweep (delays 8-128) and popgym-table (eight POPGym "
-                             "tasks) have their own options: python -m rtrl_ref.confirm memory-span-sweep --help")
+                        help="an experiment; memory-span-sweep (delays 8-128), popgym-table (eight POPGym "
+                             "tasks) and cells-span (the cells' sweeps side by side) have their own options: "
+                             "python -m rtrl_ref.confirm memory-span-sweep --help")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per learner")
     parser.add_argument("--parallel", type=int, default=2, help="runs at once")
     parser.add_argument("--episodes", type=int, default=200, help="evaluation episodes per run")
