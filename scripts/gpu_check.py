@@ -129,25 +129,11 @@ def cpu_threads(n: int):
         numba.set_num_threads(old)
 
 
-def event_time(cp, fn, rounds: int) -> float:
-    """Median seconds of fn() over rounds, CUDA events around each call, after synchronising."""
-    fn()
-    cp.cuda.Device().synchronize()
-    times = []
-    for _ in range(rounds):
-        start, stop = cp.cuda.Event(), cp.cuda.Event()
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        times.append(cp.cuda.get_elapsed_time(start, stop) * 1e-3)
-    return statistics.median(times)
-
-
-def pipelined_time(cp, fn, calls: int = 20, rounds: int = 5) -> float:
-    """Median seconds per call of `calls` back-to-back calls between one pair of CUDA events, as an
-    online loop issues them: the host enqueues ahead, so this is the kernels' time wherever the
-    host's per-call time is shorter (host_time tells)."""
+def event_time(cp, fn, rounds: int, calls: int = 1) -> float:
+    """Median seconds per call of fn() over rounds, CUDA events around `calls` calls, after
+    synchronising. With calls > 1 the calls run back to back, as an online loop issues them: the
+    host enqueues ahead, so this is the kernels' time wherever the host's per-call time is shorter
+    (host_time tells)."""
     fn()
     cp.cuda.Device().synchronize()
     times = []
@@ -160,6 +146,11 @@ def pipelined_time(cp, fn, calls: int = 20, rounds: int = 5) -> float:
         stop.synchronize()
         times.append(cp.cuda.get_elapsed_time(start, stop) * 1e-3 / calls)
     return statistics.median(times)
+
+
+def pipelined_time(cp, fn) -> float:
+    """Seconds per call of 20 back-to-back calls (median of 5 rounds)."""
+    return event_time(cp, fn, rounds=5, calls=20)
 
 
 def host_time(cp, fn, rounds: int = 10) -> float:

@@ -159,26 +159,21 @@ def main(argv=None) -> int:
             parser.error(f"{flag} {bad[0]}: expected an integer >= 1")
     rows = []
     print(f"{'cell':>7} {'B':>4} {'H':>5} {'I':>5} {'numpy us':>10} {'numba us':>10} {'numpy / numba':>14}")
-    for name in args.cells:
-        for H in args.H:
-            for B in args.B:
-                I = args.I or H + 1
-                row = time_one(name, B, H, I, args.steps, args.rounds, np.dtype(args.dtype))
-                rows.append(row)
-                print(f"{name:>7} {B:>4} {H:>5} {I:>5} {row['numpy_us']:>10.1f} {row['numba_us']:>10.1f} "
-                      f"{row['ratio']:>14.2f}", flush=True)
+    grid = [(name, B, H, args.I or H + 1) for name in args.cells for H in args.H for B in args.B]
+    for name, B, H, I in grid:
+        row = time_one(name, B, H, I, args.steps, args.rounds, np.dtype(args.dtype))
+        rows.append(row)
+        print(f"{name:>7} {B:>4} {H:>5} {I:>5} {row['numpy_us']:>10.1f} {row['numba_us']:>10.1f} "
+              f"{row['ratio']:>14.2f}", flush=True)
     if args.segment:
         print(f"{'cell':>7} {'B':>4} {'H':>5} {'T':>4} {'bptt us':>10} {'segment us':>11} {'numba step us':>14} "
               f"{'segment / bptt':>15} {'numba step / bptt':>18}")
-        for name in args.cells:
-            for H in args.H:
-                for B in args.B:
-                    I = args.I or H + 1
-                    row = time_segment(name, B, H, I, args.segment, args.rounds, np.dtype(args.dtype))
-                    rows.append(row)
-                    print(f"{name:>7} {B:>4} {H:>5} {args.segment:>4} {row['bptt_us']:>10.0f} "
-                          f"{row['segment_us']:>11.0f} {row['step_numba_us']:>14.0f} {row['segment_over_bptt']:>15.2f} "
-                          f"{row['step_numba_over_bptt']:>18.2f}", flush=True)
+        for name, B, H, I in grid:
+            row = time_segment(name, B, H, I, args.segment, args.rounds, np.dtype(args.dtype))
+            rows.append(row)
+            print(f"{name:>7} {B:>4} {H:>5} {args.segment:>4} {row['bptt_us']:>10.0f} {row['segment_us']:>11.0f} "
+                  f"{row['step_numba_us']:>14.0f} {row['segment_over_bptt']:>15.2f} "
+                  f"{row['step_numba_over_bptt']:>18.2f}", flush=True)
     if args.out:
         write_results(args.out, "rtrl_ref.bench.cells", argv if argv is not None else sys.argv[1:], rows)
     return 0
