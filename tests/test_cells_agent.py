@@ -288,3 +288,40 @@ def test_an_old_run_without_cell_loads_resumes_and_evaluates_as_elstm(tmp_path):
     assert train(make_config(["--resume", str(run), "--total-frames", "96", "--no-progress"])).frames == 96
     spec = AgentSpec("rtrl", "tbptt", "mlp", (4,), 2, 6, 5, 1.0, "numpy")   # positional, as before the field
     assert spec.cell == "elstm"
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_chrono_sets_each_cells_memory_times(cell):
+    """cell_init "chrono": every cell's recurrence at zero input and zero bias decays as 1 - 1/tau
+    with tau spread over [2, T_max] (the eLSTM's chrono distribution); "own" (the default) keeps the
+    cell's own initialisation and ignores the eLSTM's forget-gate options; bad values are one-line
+    errors; --cell-init reaches the network from the command line."""
+    core, c = get_core(cell, 1), CELLS[cell]
+    H, T_max = 2000, 60.0
+    p = core.init(np.random.default_rng(3), 7, H, np.float64, cell_init="chrono", chrono_T_max=T_max)
+    p = type(p)(*(np.zeros_like(a) if a.ndim == 2 or name in ("b", "b_h") else a        # zero input, zero bias
+                  for name, a in zip(p._fields, p)))
+    x, s = np.zeros((1, 7)), c.zero_state(p, 1) + 1e-6
+    _, cache = c.step(p, x, s)
+    tau = 1.0 / (1.0 - np.abs(c.jacobian(cache))[0])                                  # (H,)
+    assert tau.min() >= 2.0 - 1e-9 and tau.max() <= T_max + 1e-6
+    assert np.quantile(tau, 0.1) < 10 and np.quantile(tau, 0.9) > 50                     # spread, not one value
+    same = core.init(np.random.default_rng(3), 7, 5, np.float64, forget_init="chrono")   # own: the cell's
+    want = c.init(np.random.default_rng(3), 7, 5, np.float64)
+    assert all(np.array_equal(a, b) for a, b in zip(same, want))
+    with pytest.raises(ValueError, match=r"chrono_T_max: expected a number > 2, got 2\.0"):
+        core.init(np.random.default_rng(3), 7, 5, np.float64, cell_init="chrono", chrono_T_max=2.0)
+    with pytest.raises(ValueError, match=r"cell_init: expected one of \('own', 'chrono'\), got 'x'"):
+        core.init(np.random.default_rng(3), 7, 5, np.float64, cell_init="x")
+    config = make_config(["--env", "memory:cue", "--cell", cell, "--cell-init", "chrono", "--chrono-t-max", str(T_max)])
+    spec = AgentSpec("rtrl", "tbptt", "mlp", (4,), 2, 6, 5, 1.0, "numpy", cell=cell, cell_init=config.cell_init,
+                     chrono_t_max=T_max)
+    core_params = init_agent(np.random.default_rng(3), spec).core
+    assert config.cell_init == "chrono" and not all(
+        np.array_equal(a, b) for a, b in zip(core_params, init_agent(np.random.default_rng(3),
+                                                                     spec._replace(cell_init="own")).core))
+
+
+def test_cell_init_chrono_with_the_elstm_is_a_one_line_error():
+    with pytest.raises(ValueError, match=r"cell_init: expected own with cell elstm \(the eLSTM's is forget_init\)"):
+        make_config(["--env", "memory:cue", "--cell-init", "chrono"])

@@ -46,6 +46,12 @@ def init(rng: np.random.Generator, I: int, H: int, dtype=np.float32) -> IndRNNPa
     return IndRNNParams(W, u, b)
 
 
+def with_memory_times(p: IndRNNParams, tau) -> IndRNNParams:
+    """u = 1 - 1/tau (H,): a unit's state decays as u^k near h = 0 (tanh' = 1), so tau is its
+    characteristic memory time in steps (the chrono option of the agent draws tau ~ U(2, T_max))."""
+    return p._replace(u=(1.0 - 1.0 / np.asarray(tau)).astype(p.u.dtype))
+
+
 def check_params(p: IndRNNParams, name: str = "params") -> tuple[int, int]:
     return check_fields(name, p, ("W",), ("u", "b"))
 

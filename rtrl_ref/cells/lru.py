@@ -83,6 +83,14 @@ def init(rng: np.random.Generator, I: int, H: int, dtype=np.float32, r_min: floa
     return LRUParams(*(a.astype(dtype) for a in (nu, theta, B_re, B_im)))
 
 
+def with_memory_times(p: LRUParams, tau) -> LRUParams:
+    """|lam| = 1 - 1/tau (H,), the phase kept: nu = log(-log(1 - 1/tau)) (|lam| = exp(-exp(nu))), so
+    tau is each unit's characteristic memory time (the chrono option of the agent draws
+    tau ~ U(2, T_max))."""
+    tau = np.asarray(tau, dtype=np.float64)
+    return p._replace(nu=np.log(-np.log1p(-1.0 / tau)).astype(p.nu.dtype))
+
+
 def check_params(p: LRUParams, name: str = "params") -> tuple[int, int]:
     return check_fields(name, p, ("B_re", "B_im"), ("nu", "theta"))
 

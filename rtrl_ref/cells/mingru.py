@@ -51,6 +51,14 @@ def init(rng: np.random.Generator, I: int, H: int, dtype=np.float32) -> MinGRUPa
     return MinGRUParams(draw(H, I), draw(H, I), draw(H), draw(H))
 
 
+def with_memory_times(p: MinGRUParams, tau) -> MinGRUParams:
+    """b_z = -log(tau - 1) (H,): with small input weights z = sigmoid(b_z) = 1 / tau, so the state
+    keeps 1 - z = 1 - 1/tau per step and tau is its characteristic memory time (the chrono option of
+    the agent draws tau ~ U(2, T_max))."""
+    tau = np.asarray(tau)
+    return p._replace(b_z=(-np.log(tau - 1.0)).astype(p.b_z.dtype))
+
+
 def check_params(p: MinGRUParams, name: str = "params") -> tuple[int, int]:
     return check_fields(name, p, ("W_z", "W_h"), ("b_z", "b_h"))
 

@@ -22,7 +22,7 @@ from typing import NamedTuple
 from rtrl_ref.kernels import BACKENDS
 from rtrl_ref.params import FORGET_INITS
 from rtrl_ref.r2ac.cli import ArgumentParser
-from rtrl_ref.r2ac.core import CORES, LEARNERS, STEM_GRADS, get_learner, get_stem_grad
+from rtrl_ref.r2ac.core import CELL_INITS, CORES, LEARNERS, STEM_GRADS, get_learner, get_stem_grad
 from rtrl_ref.r2ac.stems import STEMS
 
 STEM_NAMES = ("auto", *STEMS)
@@ -42,7 +42,8 @@ class Config:
     cell: str = _f("elstm", "recurrent core: elstm (eLSTM + output gate, the paper's) or a cell with diagonal "
                    "recurrence whose state the heads read (indrnn, mingru, lru: Re of its complex state); with "
                    "--backend numba the rtrl learner runs the cells' fused step kernels, otherwise their NumPy "
-                   "drivers; the forget-gate options apply to the eLSTM only", choices=tuple(CORES))
+                   "drivers; their initialisation is --cell-init (the forget-gate options apply to the eLSTM only)",
+                   choices=tuple(CORES))
     layers: int = _f(1, "stacked eLSTM layers (cell elstm only): layer 1 reads the core input, layer l > 1 the "
                      "cell of layer l - 1, the output gate the top layer's cell; rtrl carries the exact stacked "
                      "traces, dense across layers (rtrl_ref.stacked, NumPy: --backend does not apply)")
@@ -63,7 +64,12 @@ class Config:
                           "memory times spread over [2, chrono_t_max])", choices=FORGET_INITS)
     forget_bias: float = _f(0.0, "with --forget-init constant: added to the forget-gate bias (f = sigmoid(b_f) "
                             "~ 0.5 at 0)")
-    chrono_t_max: float = _f(100.0, "with --forget-init chrono: the longest characteristic memory time, in steps")
+    chrono_t_max: float = _f(100.0, "with --forget-init chrono or --cell-init chrono: the longest characteristic "
+                             "memory time, in steps")
+    cell_init: str = _f("own", "initialisation of --cell indrnn, lru or mingru: own (the cell's paper's) or chrono "
+                        "(its recurrence set to memory times tau ~ U(2, chrono_t_max): u, |lambda| or "
+                        "1 - sigmoid(b_z) = 1 - 1/tau, as chrono does for the eLSTM's forget gate)",
+                        choices=CELL_INITS)
     features: int = _f(64, "width of the stem's output (the core input is features + 1 clipped reward)")
     stem_init: str = _f("pytorch", "stem initialisation: pytorch (fan-in uniform, the paper's code) or he "
                         "(variance-preserving through ReLUs, zero biases)", choices=("pytorch", "he"))
@@ -233,6 +239,8 @@ def validate_config(c: Config) -> None:
     get_learner(c.learner)
     if isinstance(c.layers, bool) or not isinstance(c.layers, int) or c.layers < 1:
         raise ValueError(f"layers: expected an integer >= 1, got {c.layers!r}")
+    if c.cell_init != "own" and c.cell == "elstm":
+        raise ValueError(f"cell_init: expected own with cell elstm (the eLSTM's is forget_init), got {c.cell_init}")
     if c.layers > 1 and c.cell != "elstm":
         raise ValueError(f"layers: expected 1 with cell {c.cell} (only elstm layers stack), got {c.layers}")
     get_stem_grad(c.stem_grad)

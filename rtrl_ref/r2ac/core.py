@@ -66,7 +66,7 @@ import numpy as np
 from rtrl_ref import Traces, rtrl_segment, zero_traces
 from rtrl_ref.bptt import bptt
 from rtrl_ref.cell import CellCache, cell_step, cell_step_backward
-from rtrl_ref.cells import CELLS, BPTTResult, Cell, Trajectory, rtrl_sequence
+from rtrl_ref.cells import CELLS, BPTTResult, Cell, Trajectory, indrnn, lru, mingru, rtrl_sequence
 from rtrl_ref.cells import bptt as cell_bptt
 from rtrl_ref.cells import forward as cell_forward
 from rtrl_ref.cells.interface import mask_rows
@@ -280,10 +280,25 @@ def shape_params(cell: Cell, I: int, H: int, dtype):
     return cell.init(np.random.default_rng(0), I, H, dtype)
 
 
+# the other cells' initialisations: their own, or chrono (their recurrence set from memory times tau (H,))
+CELL_INITS = ("own", "chrono")
+MEMORY_TIMES = {"indrnn": indrnn.with_memory_times, "lru": lru.with_memory_times, "mingru": mingru.with_memory_times}
+
+
 def _cell_init(cell: Cell) -> Callable:
-    def init(rng: np.random.Generator, I: int, H: int, dtype=np.float32, **elstm_options):
-        """The cell's own initialisation; the eLSTM's forget-gate options do not apply."""
-        return cell.init(rng, I, H, dtype)
+    def init(rng: np.random.Generator, I: int, H: int, dtype=np.float32, cell_init: str = "own",
+             chrono_T_max: float = 100.0, **elstm_options):
+        """The cell's own initialisation (cell_init "own"), or with "chrono" its recurrence then set so
+        that the units' memory times are tau ~ U(2, chrono_T_max), the eLSTM's chrono distribution
+        (the cells' with_memory_times). The eLSTM's forget-gate options do not apply."""
+        if cell_init not in CELL_INITS:
+            raise ValueError(f"cell_init: expected one of {CELL_INITS}, got {cell_init!r}")
+        p = cell.init(rng, I, H, dtype)
+        if cell_init == "chrono":
+            if not chrono_T_max > 2:
+                raise ValueError(f"chrono_T_max: expected a number > 2, got {chrono_T_max!r}")
+            p = MEMORY_TIMES[cell.name](p, rng.uniform(2.0, chrono_T_max, H))     # tau (H,)
+        return p
 
     return init
 

@@ -46,6 +46,7 @@ class AgentSpec(NamedTuple):
     chrono_t_max: float = 100.0
     cell: str = "elstm"       # the core (rtrl_ref.r2ac.core.CORES); runs saved before it existed are eLSTM ones
     layers: int = 1           # stacked eLSTM layers (cell elstm only; rtrl_ref.r2ac.core.stacked_core)
+    cell_init: str = "own"    # the other cells' initialisation: own or chrono (rtrl_ref.r2ac.core.CELL_INITS)
 
 
 def resolve_stem(stem: str, obs_shape: tuple) -> str:
@@ -71,7 +72,7 @@ def agent_spec(config, env) -> AgentSpec:
     return AgentSpec(config.learner, config.stem_grad, stem, shape,
                      env.num_actions, features, config.hidden, config.reward_clip, config.backend,
                      config.forget_bias, config.stem_init, config.forget_init, config.chrono_t_max,
-                     cell=config.cell, layers=config.layers)
+                     cell=config.cell, layers=config.layers, cell_init=config.cell_init)
 
 
 def init_agent(rng: np.random.Generator, spec: AgentSpec, dtype=np.float32) -> AgentParams:
@@ -79,8 +80,10 @@ def init_agent(rng: np.random.Generator, spec: AgentSpec, dtype=np.float32) -> A
     get_stem_grad(spec.stem_grad)
     I = spec.features + 1
     stem = get_stem(spec.stem).init(rng, spec.obs_shape, spec.features, dtype, init_scheme=spec.stem_init)
-    core = get_core(spec.cell, spec.layers).init(rng, I, spec.hidden, dtype, forget_bias=spec.forget_bias,
-                                    forget_init=spec.forget_init, chrono_T_max=spec.chrono_t_max)
+    options = dict(forget_bias=spec.forget_bias, forget_init=spec.forget_init, chrono_T_max=spec.chrono_t_max)
+    if spec.cell != "elstm":
+        options = dict(cell_init=spec.cell_init, chrono_T_max=spec.chrono_t_max)
+    core = get_core(spec.cell, spec.layers).init(rng, I, spec.hidden, dtype, **options)
     heads = init_heads(rng, learner.out_features(I, spec.hidden), spec.num_actions, dtype)
     return AgentParams(stem, core, heads)
 
