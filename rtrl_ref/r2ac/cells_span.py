@@ -9,7 +9,8 @@ the eLSTM's is the main sweep, docs/results/memory-span-sweep) and writes, into 
     span.png     evaluation return against delay, one panel per learner, one line per cell (seeds as
                  points)
 
-Only the delays and learners that every given sweep ran are compared. Nothing is trained here.
+Only the learners that every given sweep ran are compared; a delay a sweep did not run shows as -.
+Nothing is trained here.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ import numpy as np
 from rtrl_ref.r2ac import cli
 from rtrl_ref.r2ac.sweep import CHANCE, LEARNED, OPTIMAL, UNROLL
 
-DEFAULT_SWEEPS = (("elstm", "docs/results/memory-span-sweep"), ("lru", "docs/results/cells/lru"),
-                  ("indrnn", "docs/results/cells/indrnn"), ("mingru", "docs/results/cells/mingru"))
+DEFAULT_SWEEPS = (("elstm", "docs/results/memory-span-sweep"),
+                  *((f"{c}{tag}", f"docs/results/cells/{c}{tag}") for c in ("lru", "indrnn", "mingru")
+                    for tag in ("", "-chrono")))
 
 
 def load(folder: Path) -> dict:
@@ -37,11 +39,12 @@ def load(folder: Path) -> dict:
 
 
 def common(sweeps: dict[str, dict]) -> tuple[list[int], list[str]]:
-    """The delays and learners that every sweep ran (in the first sweep's order)."""
+    """Every delay any sweep ran (sorted; a sweep's missing ones show as -), and the learners that
+    every sweep ran (in the first sweep's order)."""
     def keys(s, field):
         return [r[field] for r in s["runs"]]
     first = next(iter(sweeps.values()))
-    delays = [d for d in dict.fromkeys(keys(first, "delay")) if all(d in keys(s, "delay") for s in sweeps.values())]
+    delays = sorted({d for s in sweeps.values() for d in keys(s, "delay")})
     learners = [lr for lr in dict.fromkeys(keys(first, "learner"))
                 if all(lr in keys(s, "learner") for s in sweeps.values())]
     return delays, learners
@@ -54,9 +57,10 @@ def table(sweeps: dict[str, dict], delays: list[int], learners: list[str]) -> li
         for cell, s in sweeps.items():
             rows = [r for r in s["runs"] if r["learner"] == learner]
             seeds = len({r["seed"] for r in rows})
-            means = {d: float(np.mean([r["eval_mean"] for r in rows if r["delay"] == d])) for d in delays}
-            longest = max([d for d in delays if means[d] >= LEARNED * OPTIMAL], default=None)
-            lines.append(f"| {cell} | {learner} | {seeds} | " + " | ".join(f"{means[d]:.3f}" for d in delays)
+            means = {d: float(np.mean(v)) for d in delays if (v := [r["eval_mean"] for r in rows if r["delay"] == d])}
+            longest = max([d for d in means if means[d] >= LEARNED * OPTIMAL], default=None)
+            lines.append(f"| {cell} | {learner} | {seeds} | "
+                         + " | ".join(f"{means[d]:.3f}" if d in means else "-" for d in delays)
                          + f" | {longest if longest is not None else 'none'} |")
     return lines
 
@@ -83,8 +87,9 @@ def plot(sweeps: dict[str, dict], delays: list[int], learners: list[str], out: P
             jitter = 2 ** ((k - (len(sweeps) - 1) / 2) * 0.04)
             ax.scatter([r["delay"] * jitter for r in rows], [r["eval_mean"] for r in rows], color=f"C{k}",
                        alpha=0.45, s=16)
-            mean = [np.mean([r["eval_mean"] for r in rows if r["delay"] == d]) for d in delays]
-            ax.plot(delays, mean, color=f"C{k}", marker="o", label=cell)
+            ran = sorted({r["delay"] for r in rows})
+            mean = [np.mean([r["eval_mean"] for r in rows if r["delay"] == d]) for d in ran]
+            ax.plot(ran, mean, color=f"C{k}", marker="o", ls="--" if "chrono" in cell else "-", label=cell)
         ax.axhline(OPTIMAL, color="0.6", ls=":", lw=1)
         ax.axhline(CHANCE, color="0.6", ls="--", lw=1)
         ax.axvline(UNROLL, color="0.8", lw=1)

@@ -27,10 +27,10 @@ def test_table_and_plot_from_two_sweeps(tmp_path):
                    delays=(8, 16, 32))
     assert cells_span.main(["--sweeps", f"elstm={a}", f"lru={b}", "--out", str(tmp_path / "out")]) == 0
     text = (tmp_path / "out" / "results.md").read_text()
-    assert "| elstm | rtrl | 2 | 0.950 | 0.500 | 8 |" in text          # longest learned: 8 (0.5 < 0.9)
-    assert "| lru | rtrl | 2 | 0.990 | 0.910 | 16 |" in text            # D=32 is not common: left out
-    assert "| lru | tbptt | 2 | 0.500 | 0.500 | none |" in text
-    assert "| lru | 1,234 | 1,234 |" in text and "| elstm | 1,234 | - |" in text
+    assert "| lru | rtrl | 2 | 0.990 | 0.910 | 0.990 | 32 |" in text    # D=32: only lru ran it
+    assert "| elstm | rtrl | 2 | 0.950 | 0.500 | - | 8 |" in text
+    assert "| lru | tbptt | 2 | 0.500 | 0.500 | 0.500 | none |" in text
+    assert "| lru | 1,234 | 1,234 | 1,234 |" in text and "| elstm | 1,234 | - | - |" in text
     assert (tmp_path / "out" / "span.png").stat().st_size > 1000
 
 
