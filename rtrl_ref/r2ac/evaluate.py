@@ -112,9 +112,8 @@ def evaluate_policy(config, spec, params, episodes: int, num_envs: int = 0, seed
             obs, reward, reset = step.obs, step.reward, step.reset
             for ep in step.episodes:
                 per_env[ep.env].append(ep.score)
-            if bar is not None:
-                bar.n = min(episodes, sum(min(len(r), k) for r in per_env))
-                bar.refresh()
+            if bar is not None and step.episodes:                         # redraws as tqdm paces them
+                bar.update(min(episodes, sum(min(len(r), k) for r in per_env)) - bar.n)
             if min(len(r) for r in per_env) >= k:
                 break
         if recorder is not None:
