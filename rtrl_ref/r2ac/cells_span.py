@@ -81,15 +81,17 @@ def plot(sweeps: dict[str, dict], delays: list[int], learners: list[str], out: P
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(learners), figsize=(5.2 * len(learners), 4.0), sharey=True, squeeze=False)
+    bases = list(dict.fromkeys(cell.split("-")[0] for cell in sweeps))     # one colour per cell, dashed: chrono
     for ax, learner in zip(axes[0], learners):
         for k, (cell, s) in enumerate(sweeps.items()):
+            colour = f"C{bases.index(cell.split('-')[0])}"
             rows = [r for r in s["runs"] if r["learner"] == learner and r["delay"] in delays]
             jitter = 2 ** ((k - (len(sweeps) - 1) / 2) * 0.04)
-            ax.scatter([r["delay"] * jitter for r in rows], [r["eval_mean"] for r in rows], color=f"C{k}",
+            ax.scatter([r["delay"] * jitter for r in rows], [r["eval_mean"] for r in rows], color=colour,
                        alpha=0.45, s=16)
             ran = sorted({r["delay"] for r in rows})
             mean = [np.mean([r["eval_mean"] for r in rows if r["delay"] == d]) for d in ran]
-            ax.plot(ran, mean, color=f"C{k}", marker="o", ls="--" if "chrono" in cell else "-", label=cell)
+            ax.plot(ran, mean, color=colour, marker="o", ls="--" if "chrono" in cell else "-", label=cell)
         ax.axhline(OPTIMAL, color="0.6", ls=":", lw=1)
         ax.axhline(CHANCE, color="0.6", ls="--", lw=1)
         ax.axvline(UNROLL, color="0.8", lw=1)
