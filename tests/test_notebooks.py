@@ -97,11 +97,12 @@ def check_05(text: str) -> None:
     for claim in ("memory-span sweep: summary == recomputed from the", "memory-span sweep: frames_to_learn ==",
                   "popgym: per-task summary == recomputed from the", "popgym: every run's eval_mean == its eval.json",
                   "atari breakout: results.md row rtrl-2m ==", "atari breakout: results.md row tbptt-2m ==",
+                  "atari breakout: results.md row feedforward-2m ==", "atari qbert: results.md row ==",
                   "stacked: traces carried == trace_bytes", "stacked: largest H in 24 GiB == solved again",
-                  "copy task: L12-H128.log's summary =="):
+                  "copy task: L12-H128.log's summary ==", "GPU sweep: bandwidth == bytes / back-to-back time"):
         assert _line(text, claim).endswith(": ok"), text
     for wrong in ("tampered sweep", "tampered popgym table", "tampered atari log", "tampered stacked fits",
-                  "tampered copy-task csv"):
+                  "tampered copy-task csv", "tampered qbert log", "tampered GPU sweep"):
         assert " -> caught" in _line(text, wrong), text
     pop = re.fullmatch(r"popgym: rtrl >= tbptt on (\d+) of (\d+) tasks; rtrl > feedforward on (\d+) of (\d+) tasks",
                        _line(text, "popgym: rtrl >= tbptt on"))
@@ -110,7 +111,12 @@ def check_05(text: str) -> None:
     assert m == m2 >= 1 and ge <= m and gt <= m, text
     assert len(re.findall(r"^popgym \w+: rtrl ", text, re.M)) == m, text      # one line per task
     assert re.search(r"^minigrid: (pilot only \(|committed beyond the pilot: )", text, re.M), text
-    assert re.search(r"^atari breakout: [0-2] of 2 runs pass the target of 10: ", text, re.M), text
+    atari = re.search(r"^atari breakout: (\d+) of (\d+) runs pass the target of 10: ", text, re.M)
+    assert atari and int(atari.group(1)) <= int(atari.group(2)) == 3, text
+    cells = [line for line in text.splitlines() if re.match(r"^[\w-]+: summary == recomputed from its \d+ runs", line)]
+    assert len(cells) >= 3 and all(line.endswith(": ok") for line in cells), text    # one per cell sweep
+    assert " -> caught" in _line(text, "tampered mingru-chrono sweep"), text
+    assert re.match(r"GPU: .*correctness (\d+)/\1 checks pass", _line(text, "GPU: ")), text
     assert re.fullmatch(r"copy task: longest pattern at 100% sequence accuracy on this machine: L = \d+ .*",
                         _line(text, "copy task: longest pattern")), text
     assert "standard errors above random" in _line(text, "procgen starpilot: evaluation"), text

@@ -166,3 +166,26 @@ def test_tbptt_checks_fail_on_wrong_truncation():
     prob = make_problem(1, T=6, B=2, I=3, H=4, resets="none")
     off_by_one = checks.LIBRARY._replace(tbptt=broken.tbptt_off_by_one)
     assert_detected(checks.check_tbptt_full_window(prob, 6, "window", off_by_one), "window of k - 1 steps")
+
+
+def test_dense_reference_on_a_saturated_problem_with_cancellation():
+    """A case hypothesis once drew (saturated gates, T=1 B=2 I=1 H=1): the W_z and b_z traces are
+    about 1e-6 of the container's largest trace and carry its round-off (1e-16 absolute), which the
+    float64 container floor excuses; a real error in those small tensors (0.1% of them) is still
+    caught."""
+    from rtrl_ref.params import ELSTMParams, OutGateParams
+    from verify.compare import compare_fields
+    from verify.dense import dense_rtrl
+    from verify.problem import Problem
+
+    p = ELSTMParams(W_z=np.array([[-2.63351618]]), W_f=np.array([[4.26089771]]), w_z=np.array([-2.00194389]),
+                    w_f=np.array([3.51960979]), b_z=np.array([5.97426517]), b_f=np.array([4.70884246]))
+    prob = Problem(p=p, q=OutGateParams(W_o=np.array([[0.30026762, -0.86782271]]), b_o=np.array([0.67418395])),
+                   V=np.array([[0.43537501, -0.49477097, 1.36089397]]), x=np.array([[[0.51358116], [-1.61876021]]]),
+                   reset=np.array([[False, False]]), c_0=np.array([[0.77761475], [0.11683139]]), y=np.array([[1, 2]]))
+    assert_all_ok(checks.check_dense(prob), describe(prob))
+    back = bptt_grads(prob)
+    dense = dense_rtrl(prob.p, prob.x, prob.reset, back.g_c, prob.c_0)
+    res = checks.LIBRARY.rtrl_sequence(back.traj, prob.reset, back.g_c, None, backend="numpy")
+    wrong = res.grads._replace(W_z=res.grads.W_z * (1 + 1e-3))                # negative twin
+    assert not all(c.ok for c in compare_fields("grad", wrong, dense.grads, tolerance("exact", np.float64)))
