@@ -345,3 +345,51 @@ def test_loss_on_option_of_the_command_and_of_train_copy(tmp_path, capsys):
     with pytest.raises(SystemExit):
         co.main(["--loss-on", "ignore"])
     assert "argument --loss-on: invalid choice: 'ignore'" in one_line_error(capsys)
+
+
+# ---------------------------------------------------------------------------------------------
+# --lr-end: a linear learning-rate decay over --max-sequences
+
+
+def test_scheduled_lr_is_linear_from_lr_to_lr_end():
+    constant = co.CopyConfig(lr=3e-3, max_sequences=1000)
+    assert [co.scheduled_lr(constant, n) for n in (0, 500, 5000)] == [3e-3, 3e-3, 3e-3]
+    decay = dataclasses.replace(constant, lr_end=1e-3)
+    assert co.scheduled_lr(decay, 0) == 3e-3
+    assert co.scheduled_lr(decay, 250) == pytest.approx(2.5e-3, rel=1e-12)
+    assert co.scheduled_lr(decay, 1000) == pytest.approx(1e-3, rel=1e-12)
+    assert co.scheduled_lr(decay, 4000) == pytest.approx(1e-3, rel=1e-12)      # held after the budget
+    with pytest.raises(ValueError, match=r"--lr-end -1: expected a finite number >= 0"):
+        co.check_config(dataclasses.replace(constant, lr_end=-1))
+
+
+def test_fused_and_reference_steps_follow_the_same_schedule():
+    """Two batches at different learning rates through set_lr: the fused step and the reference
+    step end with the same parameters, and a constant rate ends elsewhere (the twin)."""
+    rng = np.random.default_rng(5)
+    params = co.init_copy(rng, 6, np.float64)
+    data = [copy_task_batch(rng, 4, 3) for _ in range(2)]
+
+    def train(fused, rates):
+        model = co.CopyModel(params, adam_init(params), 4, rates[0], 1.0, "numba", fused)
+        for lr, batch in zip(rates, data):
+            model.set_lr(lr)
+            model.train_batch(batch)
+        return [a for _, a in tree_leaves(model.params)]
+
+    fused, reference = train(True, (3e-3, 1e-4)), train(False, (3e-3, 1e-4))
+    for a, b in zip(fused, reference):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    constant = train(True, (3e-3, 3e-3))
+    assert max(float(np.abs(a - b).max()) for a, b in zip(fused, constant)) > 1e-6
+
+
+def test_the_run_records_lr_end_and_resume_refuses_a_change(tmp_path, capsys):
+    assert run_main(tmp_path, "r", "--max-sequences", "8", "--lr-end", "1e-4") == 0
+    run = tmp_path / "r"
+    assert json.loads((run / "config.json").read_text())["config"]["lr_end"] == 1e-4
+    assert checkpoint(run)[1]["identity"]["lr_end"] == 1e-4
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        co.main(["--resume", str(run), "--lr-end", "2e-4", "--max-sequences", "16"])
+    assert "--lr-end 0.0002 (the run has 0.0001)" in one_line_error(capsys)

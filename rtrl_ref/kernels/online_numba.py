@@ -384,6 +384,15 @@ class OnlineStep:
         self.norm = float("nan")
 
     @property
+    def lr(self) -> float:
+        """Adam's learning rate for the following steps (settable: a schedule)."""
+        return float(self._hyper[0])
+
+    @lr.setter
+    def lr(self, lr: float) -> None:
+        self._hyper[0] = _check_range("lr", lr, closed_low=True)
+
+    @property
     def adam_step(self) -> int:
         """Adam updates taken so far (k)."""
         return int(self._adam_step[0])

@@ -265,7 +265,10 @@ class CopyConfig:
     max_len: int = _f(5, "longest pattern length L (sequences of 2L steps)")
     hidden: int = _f(64, "eLSTM hidden units H")
     batch: int = _f(32, "sequences per batch")
-    lr: float = _f(3e-3, "Adam learning rate")
+    lr: float = _f(3e-3, "Adam learning rate (at the start, if --lr-end is given)")
+    lr_end: float | None = _f(None, "Adam learning rate at --max-sequences, reached linearly from --lr (unset: "
+                              "--lr throughout); the schedule follows the --max-sequences in force, so a resume "
+                              "that changes it stretches the rest of the decay")
     clip: float = _f(1.0, "global gradient-norm clip per step")
     loss_on: str = _f("all", "which targets the loss trains: all = every step, the blank targets outside the "
                       "recall too (this repository's choice); recall = only the L recall steps (what the "
@@ -295,7 +298,7 @@ FIELDS = {f.name: f for f in dataclasses.fields(CopyConfig)}
 # what a resume may change; every other option is the run's (and refused when it differs)
 RESUMABLE = ("max_sequences", "minutes", "target", "backend", "fused", "checkpoint_minutes", "progress", "log")
 # what the checkpoint's arrays and counters mean: must match config.json on resume
-IDENTITY = ("max_len", "hidden", "batch", "lr", "clip", "loss_on", "seed", "eval_size")
+IDENTITY = ("max_len", "hidden", "batch", "lr", "lr_end", "clip", "loss_on", "seed", "eval_size")
 
 
 def flag(name: str) -> str:
@@ -307,6 +310,15 @@ def resolve_fused(config: CopyConfig) -> bool:
     if config.fused is None:
         return config.backend == "numba" and config.loss_on == "all"
     return config.fused
+
+
+def scheduled_lr(config: CopyConfig, sequences: int) -> float:
+    """The learning rate of the batch that starts after `sequences`: --lr, or with --lr-end the
+    linear interpolation from --lr (0 sequences) to --lr-end (--max-sequences and beyond)."""
+    if config.lr_end is None:
+        return config.lr
+    done = min(sequences / config.max_sequences, 1.0)
+    return config.lr + (config.lr_end - config.lr) * done
 
 
 def check_config(config: CopyConfig) -> None:
@@ -321,6 +333,10 @@ def check_config(config: CopyConfig) -> None:
         value = getattr(config, name)
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise ValueError(f"{flag(name)} {value}: expected a finite number > 0")
+    lr_end = config.lr_end
+    if lr_end is not None and not (isinstance(lr_end, (int, float)) and not isinstance(lr_end, bool)
+                                   and math.isfinite(lr_end) and lr_end >= 0):
+        raise ValueError(f"--lr-end {config.lr_end}: expected a finite number >= 0 (or unset)")
     for name in ("minutes", "checkpoint_minutes"):
         value = getattr(config, name)
         if not (isinstance(value, (int, float)) and value >= 0):
@@ -367,6 +383,12 @@ class CopyModel:
                 for (_, dst), (_, src) in zip(tree_leaves(_as_copy_params(views)), tree_leaves(saved)):
                     dst[...] = src
             self.stepper.adam_step = int(opt.step)
+
+    def set_lr(self, lr: float) -> None:
+        """The Adam learning rate of the following steps."""
+        self.lr = lr
+        if self.stepper is not None:
+            self.stepper.lr = lr
 
     @property
     def params(self) -> CopyParams:
@@ -449,6 +471,7 @@ def _train_batches(model: CopyModel, rng, held_out, config: CopyConfig, counters
     while counters.sequences < config.max_sequences and not received \
             and not (config.minutes > 0 and time.monotonic() - began > 60 * config.minutes):
         data = copy_task_batch(rng, config.batch, config.max_len)
+        model.set_lr(scheduled_lr(config, counters.sequences))
         try:
             loss, counted = model.train_batch(data)
         except ValueError as err:
@@ -928,7 +951,7 @@ def build_parser() -> argparse.ArgumentParser:
         if f.name in ("fused", "progress"):
             parser.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, **kw)
             continue
-        kind = {"int": _integer, "float": float, "str": str}[str(f.type)]
+        kind = {"int": _integer, "float": float, "float | None": float, "str": str}[str(f.type)]
         parser.add_argument(flag(f.name), type=kind, choices=f.metadata.get("choices"),
                             metavar="{" + ",".join(f.metadata["choices"]) + "}" if "choices" in f.metadata else None,
                             **kw)
