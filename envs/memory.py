@@ -87,6 +87,16 @@ def copy_task_accuracy(predictions: np.ndarray, batch: CopyBatch) -> tuple[float
     return symbol_acc, float(right.all(axis=0).mean())
 
 
+def copy_task_accuracy_by_length(predictions: np.ndarray, batch: CopyBatch) -> dict[int, tuple[int, float]]:
+    """{pattern length n: (sequences of length n, fraction of them with every recall step right)}."""
+    predictions = np.asarray(predictions)                                  # (T, B)
+    if predictions.shape != batch.targets.shape:
+        raise ValueError(f"predictions: expected shape {batch.targets.shape}, got {predictions.shape}")
+    right = ((predictions == batch.targets) | ~batch.mask).all(axis=0)     # (B,)
+    return {int(n): (int((batch.lengths == n).sum()), float(right[batch.lengths == n].mean()))
+            for n in np.unique(batch.lengths)}
+
+
 def make(name: str, num_envs: int, seed: int | None, options: dict[str, Any],
          spec: str) -> BatchedEnv:
     """`memory:cue` (the only RL task); `memory:copy` is supervised: see copy_task_batch."""

@@ -237,6 +237,7 @@ def test_evaluate_scores_the_checkpoint_on_a_fresh_held_out_set(tmp_path, capsys
     assert co.main(["--evaluate", str(run), "--eval-size", "64", "--eval-seed", "5"]) == 0
     out = capsys.readouterr().out
     assert "fresh held-out set of 64 sequences (eval seed 5): sequence accuracy 1.000" in out
+    assert "sequence accuracy per pattern length: 1: 1.000 (" in out
     result = co.evaluate_run(run)
     assert result["eval_size"] == 50 and result["sequence_accuracy"] == 1.0
     assert result["sequences_trained"] == checkpoint(run, 8)[1]["counters"]["sequences"]

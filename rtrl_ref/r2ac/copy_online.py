@@ -827,8 +827,9 @@ def _plot(log_path: Path, out: Path | None, title: str) -> Path | None:
 
 def evaluate_run(run, eval_size: int | None = None, eval_seed: int = 0) -> dict:
     """Score a run's checkpoint on a fresh held-out set (`fresh_held_out_set`: eval_size sequences,
-    default the run's --eval-size, of the run's max_len). ValueError naming --evaluate if unusable."""
-    from envs.memory import copy_task_accuracy
+    default the run's --eval-size, of the run's max_len), overall and per pattern length
+    (`by_length`: {n: (sequences, sequence accuracy)}). ValueError naming --evaluate if unusable."""
+    from envs.memory import copy_task_accuracy, copy_task_accuracy_by_length
 
     run = Path(run)
     config = read_copy_config(run, "--evaluate")
@@ -844,9 +845,11 @@ def evaluate_run(run, eval_size: int | None = None, eval_seed: int = 0) -> dict:
         raise ValueError(f"--evaluate {run}: {err}") from None
     size = config.eval_size if eval_size is None else eval_size
     data = fresh_held_out_set(config.max_len, size, eval_seed)
-    symbol, sequence = copy_task_accuracy(evaluate(trees["params"], data), data)
+    predictions = evaluate(trees["params"], data)                          # (T, B)
+    symbol, sequence = copy_task_accuracy(predictions, data)
     return dict(run=str(run), max_len=config.max_len, hidden=config.hidden, sequences_trained=trained,
-                eval_size=size, eval_seed=eval_seed, symbol_accuracy=symbol, sequence_accuracy=sequence)
+                eval_size=size, eval_seed=eval_seed, symbol_accuracy=symbol, sequence_accuracy=sequence,
+                by_length=copy_task_accuracy_by_length(predictions, data))
 
 
 def read_copy_log(log_path) -> dict[str, np.ndarray]:
@@ -1014,6 +1017,8 @@ def _evaluate_command(parser, run: str, given: dict, eval_seed: int | None) -> i
     print(f"{r['run']} (L<={r['max_len']}, H={r['hidden']}, checkpoint at {r['sequences_trained']} sequences): "
           f"fresh held-out set of {r['eval_size']} sequences (eval seed {r['eval_seed']}): sequence accuracy "
           f"{r['sequence_accuracy']:.3f}, symbol accuracy {r['symbol_accuracy']:.3f}")
+    print("sequence accuracy per pattern length: " + ", ".join(
+        f"{n}: {acc:.3f} ({count})" for n, (count, acc) in r["by_length"].items()))
     return 0
 
 

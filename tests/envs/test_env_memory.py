@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import envs
-from envs.memory import BLANK, copy_task_accuracy, copy_task_batch
+from envs.memory import BLANK, copy_task_accuracy, copy_task_accuracy_by_length, copy_task_batch
 
 
 @given(batch=st.integers(1, 9), max_len=st.integers(1, 12), data=st.data(),
@@ -50,6 +50,26 @@ def test_copy_task_accuracy_scores_masked_steps_only():
     assert sequence_acc == pytest.approx(3 / 4)
     with pytest.raises(ValueError, match=r"predictions: expected shape"):
         copy_task_accuracy(wrong[:-1], b)
+
+
+def test_copy_task_accuracy_by_length_blames_the_length_of_the_wrong_sequence():
+    b = copy_task_batch(np.random.default_rng(2), 40, 5)
+    counts = {n: int((b.lengths == n).sum()) for n in np.unique(b.lengths)}
+    assert copy_task_accuracy_by_length(b.targets, b) == {n: (k, 1.0) for n, k in counts.items()}
+    noisy = np.where(b.mask, b.targets, 0)                 # wrong blanks do not count
+    assert copy_task_accuracy_by_length(noisy, b) == {n: (k, 1.0) for n, k in counts.items()}
+    wrong = b.targets.copy()
+    j = int(np.flatnonzero(b.lengths == b.lengths.max())[0])
+    t = int(np.flatnonzero(b.mask[:, j])[-1])              # the last recall step of a longest sequence
+    wrong[t, j] = 1 - wrong[t, j]
+    by_length = copy_task_accuracy_by_length(wrong, b)
+    n = int(b.lengths[j])
+    assert by_length[n] == (counts[n], pytest.approx(1 - 1 / counts[n]))
+    assert all(acc == 1.0 for m, (_, acc) in by_length.items() if m != n)
+    assert sum(k * acc for k, acc in by_length.values()) / len(b.lengths) == pytest.approx(
+        copy_task_accuracy(wrong, b)[1])
+    with pytest.raises(ValueError, match=r"predictions: expected shape"):
+        copy_task_accuracy_by_length(wrong[:-1], b)
 
 
 def test_copy_task_rejects_bad_lengths():
