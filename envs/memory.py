@@ -97,6 +97,17 @@ def copy_task_accuracy_by_length(predictions: np.ndarray, batch: CopyBatch) -> d
             for n in np.unique(batch.lengths)}
 
 
+def copy_task_longest_solved(predictions: np.ndarray, batch: CopyBatch) -> int:
+    """The longest pattern length n such that every sequence of length <= n in `batch` is recalled
+    without an error (0: some sequence of length 1 is wrong)."""
+    longest = 0
+    for n, (_, acc) in sorted(copy_task_accuracy_by_length(predictions, batch).items()):
+        if acc < 1.0:
+            break
+        longest = n
+    return longest
+
+
 def make(name: str, num_envs: int, seed: int | None, options: dict[str, Any],
          spec: str) -> BatchedEnv:
     """`memory:cue` (the only RL task); `memory:copy` is supervised: see copy_task_batch."""

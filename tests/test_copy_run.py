@@ -218,9 +218,27 @@ def test_rows_after_the_checkpoint_are_dropped_on_resume(tmp_path):
     assert run_main(tmp_path, "r", "--max-sequences", "40") == 0
     run = tmp_path / "r"
     with open(run / "log.csv", "a") as fh:                     # rows a killed process logged after its checkpoint
-        fh.write("80,1.0,0.5,0.5,0.5\n")
+        fh.write("80,1.0,0.5,0.5,0.5,1\n")
     assert co.truncate_copy_log(run / "log.csv", 40) == 1
     assert [r["sequences"] for r in rows(run)] == ["40"]
+
+
+def test_a_log_without_longest_solved_is_upgraded_on_resume_and_still_plots(tmp_path):
+    """A run logged before the longest_solved column: the resume rewrites the header and leaves
+    the old rows' value blank; reading and plotting such a log works (NaN there)."""
+    assert run_main(tmp_path, "r", "--max-sequences", "40") == 0
+    run = tmp_path / "r"
+    logged = rows(run)
+    assert 0 <= int(logged[-1]["longest_solved"]) <= 2
+    old = [",".join(co.OLD_LOG_FIELDS)] + [",".join(r[k] for k in co.OLD_LOG_FIELDS) for r in logged]
+    (run / "log.csv").write_text("\n".join(old) + "\n")
+    assert np.isnan(co.read_copy_log(run / "log.csv")["longest_solved"]).all()
+    assert co.plot_copy_log(run / "log.csv", tmp_path / "old.png").read_bytes()[:4] == b"\x89PNG"
+    assert co.main(["--resume", str(run), "--max-sequences", "80", "--no-progress"]) == 0
+    upgraded = rows(run)
+    assert list(upgraded[0]) == list(co.LOG_FIELDS)
+    assert [r["longest_solved"] for r in upgraded[:-1]] == [""] * (len(upgraded) - 1)
+    assert upgraded[-1]["sequences"] == "80" and upgraded[-1]["longest_solved"].isdigit()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,7 +255,9 @@ def test_evaluate_scores_the_checkpoint_on_a_fresh_held_out_set(tmp_path, capsys
     assert co.main(["--evaluate", str(run), "--eval-size", "64", "--eval-seed", "5"]) == 0
     out = capsys.readouterr().out
     assert "fresh held-out set of 64 sequences (eval seed 5): sequence accuracy 1.000" in out
-    assert "sequence accuracy per pattern length: 1: 1.000 (" in out
+    assert "longest pattern length with every sequence up to it right: 1; sequence accuracy per pattern " \
+           "length: 1: 1.000 (" in out
+    assert rows(run)[-1]["longest_solved"] == "1"
     result = co.evaluate_run(run)
     assert result["eval_size"] == 50 and result["sequence_accuracy"] == 1.0
     assert result["sequences_trained"] == checkpoint(run, 8)[1]["counters"]["sequences"]

@@ -44,8 +44,11 @@ default runs/copy-L{max_len}-H{hidden}-s{seed}-TIME-TAG), as `python -m rtrl_ref
     config.json      every option of the run and the git revision
     log.csv          a row per evaluation (every 10 batches, and at the end): sequences, seconds
                      (training time, summed over resumes), loss (mean cross-entropy per counted
-                     target of the last batch), symbol_accuracy, sequence_accuracy (held-out set)
-    curve.png        accuracy against minutes and against sequences seen (at the end and on interrupt)
+                     target of the last batch), symbol_accuracy, sequence_accuracy (held-out set),
+                     longest_solved (the longest pattern length n such that every held-out sequence
+                     of length <= n is right; blank in rows logged before this column existed)
+    curve.png        accuracy and longest_solved against minutes and against sequences seen (at the
+                     end and on interrupt)
     checkpoint.npz   parameters, Adam state, counters, RNG state (atomic, no pickle), written after
                      the first batch, every --checkpoint-minutes and at the end
 
@@ -103,7 +106,8 @@ FRESH_STREAM = 21                 # --evaluate draws from SeedSequence(eval_seed
 CONFIG_FILE = "config.json"
 LOG_FILE = "log.csv"
 CURVE_FILE = "curve.png"
-LOG_FIELDS = ("sequences", "seconds", "loss", "symbol_accuracy", "sequence_accuracy")
+LOG_FIELDS = ("sequences", "seconds", "loss", "symbol_accuracy", "sequence_accuracy", "longest_solved")
+OLD_LOG_FIELDS = LOG_FIELDS[:-1]  # logs written before longest_solved was added (blank there on resume)
 KIND = "copy_task"
 
 
@@ -445,8 +449,8 @@ class CopyLog:
                 self.close()
                 raise
 
-    def write(self, counters: Counters, loss: float, acc: tuple[float, float]) -> None:
-        line = f"{counters.sequences},{counters.seconds:.1f},{loss:.5f},{acc[0]:.4f},{acc[1]:.4f}\n"
+    def write(self, counters: Counters, loss: float, acc: tuple[float, float], longest: int) -> None:
+        line = f"{counters.sequences},{counters.seconds:.1f},{loss:.5f},{acc[0]:.4f},{acc[1]:.4f},{longest}\n"
         for fh in self._handles:
             fh.write(line)
             fh.flush()
@@ -457,12 +461,20 @@ class CopyLog:
         self._handles = []
 
 
+def score(params: CopyParams, held_out) -> tuple[tuple[float, float], int]:
+    """((symbol, sequence) accuracy, longest pattern length solved) on the held-out set."""
+    from envs.memory import copy_task_accuracy, copy_task_longest_solved
+
+    predictions = evaluate(params, held_out)                               # (T, B)
+    return copy_task_accuracy(predictions, held_out), copy_task_longest_solved(predictions, held_out)
+
+
 def _train_batches(model: CopyModel, rng, held_out, config: CopyConfig, counters: Counters, *, bar=None,
                    log: CopyLog | None = None, received=(), after_batch=None):
     """Train batch after batch from `counters` until the budget (--max-sequences, --minutes of this
     call), the target accuracy or a stop request; evaluate on `held_out` every EVAL_EVERY batches.
     Returns (counters, the last (symbol, sequence) accuracy or None, the batches' mean loss)."""
-    from envs.memory import copy_task_accuracy, copy_task_batch
+    from envs.memory import copy_task_batch
 
     began = time.monotonic()
     start = began - counters.seconds
@@ -481,9 +493,9 @@ def _train_batches(model: CopyModel, rng, held_out, config: CopyConfig, counters
         mean_loss = loss / max(counted, 1)
         counters = Counters(counters.sequences + config.batch, counters.batches + 1, time.monotonic() - start)
         if counters.batches % EVAL_EVERY == 0:
-            acc = copy_task_accuracy(evaluate(model.params, held_out), held_out)
+            acc, longest = score(model.params, held_out)
             if log is not None:
-                log.write(counters, mean_loss, acc)
+                log.write(counters, mean_loss, acc, longest)
             if bar is not None:
                 bar.set_postfix(loss=f"{mean_loss:.3f}", seq_acc=f"{acc[1]:.3f}", refresh=False)
         if after_batch is not None:
@@ -666,10 +678,12 @@ def truncate_copy_log(file: Path, sequences: int) -> int:
         return 0
     with open(file, newline="") as fh:
         rows = list(csv.reader(fh))
-    if not rows or tuple(rows[0]) != LOG_FIELDS:
+    if not rows or tuple(rows[0]) not in (LOG_FIELDS, OLD_LOG_FIELDS):
         return 0
     keep = [r for r in rows[1:] if r and _number(r[0]) <= sequences]
-    if len(keep) == len(rows) - 1:
+    if tuple(rows[0]) == OLD_LOG_FIELDS:                 # an older run's log: longest_solved left blank
+        rows[0], keep = list(LOG_FIELDS), [r + [""] for r in keep]
+    elif len(keep) == len(rows) - 1:
         return 0
     tmp = file.with_name(f".{file.name}.tmp")
     with open(tmp, "w", newline="") as fh:
@@ -775,8 +789,6 @@ def run_copy(config: CopyConfig, resume: str | Path = "") -> CopySummary:
 
 
 def _run(config: CopyConfig, run_dir: Path, model: CopyModel, rng, counters: Counters, acc) -> CopySummary:
-    from envs.memory import copy_task_accuracy
-
     held_out = held_out_set(config)
     log = CopyLog(run_dir / LOG_FILE, mirror=config.log or None)
     bar = _progress_bar(config, counters.sequences)
@@ -799,8 +811,8 @@ def _run(config: CopyConfig, run_dir: Path, model: CopyModel, rng, counters: Cou
                     raise
                 raise TrainingStopped(f"{stop}; the last checkpoint in {run_dir} is kept", 3) from None
             if not received and end.batches > counters.batches and end.batches % EVAL_EVERY:
-                last["acc"] = copy_task_accuracy(evaluate(model.params, held_out), held_out)   # the end's row
-                log.write(end, loss, last["acc"])
+                last["acc"], longest = score(model.params, held_out)                # the end's row
+                log.write(end, loss, last["acc"], longest)
             _save(run_dir, config, model, rng, end, last["acc"])              # still under the handlers
     finally:
         if bar is not None:
@@ -829,7 +841,7 @@ def evaluate_run(run, eval_size: int | None = None, eval_seed: int = 0) -> dict:
     """Score a run's checkpoint on a fresh held-out set (`fresh_held_out_set`: eval_size sequences,
     default the run's --eval-size, of the run's max_len), overall and per pattern length
     (`by_length`: {n: (sequences, sequence accuracy)}). ValueError naming --evaluate if unusable."""
-    from envs.memory import copy_task_accuracy, copy_task_accuracy_by_length
+    from envs.memory import copy_task_accuracy, copy_task_accuracy_by_length, copy_task_longest_solved
 
     run = Path(run)
     config = read_copy_config(run, "--evaluate")
@@ -849,7 +861,8 @@ def evaluate_run(run, eval_size: int | None = None, eval_seed: int = 0) -> dict:
     symbol, sequence = copy_task_accuracy(predictions, data)
     return dict(run=str(run), max_len=config.max_len, hidden=config.hidden, sequences_trained=trained,
                 eval_size=size, eval_seed=eval_seed, symbol_accuracy=symbol, sequence_accuracy=sequence,
-                by_length=copy_task_accuracy_by_length(predictions, data))
+                by_length=copy_task_accuracy_by_length(predictions, data),
+                longest_solved=copy_task_longest_solved(predictions, data))
 
 
 def read_copy_log(log_path) -> dict[str, np.ndarray]:
@@ -857,18 +870,20 @@ def read_copy_log(log_path) -> dict[str, np.ndarray]:
     try:
         with open(log_path, newline="") as fh:
             reader = csv.DictReader(fh)
-            missing = [k for k in LOG_FIELDS if k not in (reader.fieldnames or ())]
+            missing = [k for k in OLD_LOG_FIELDS if k not in (reader.fieldnames or ())]
             if missing:
                 raise ValueError(f"{log_path}: not a copy-task log (no column {missing[0]!r})")
             rows = list(reader)
     except (OSError, UnicodeDecodeError) as err:
         raise ValueError(f"{log_path}: unreadable ({err})") from None
-    return {k: np.array([_number(r[k]) for r in rows], float) for k in LOG_FIELDS}
+    blank = float("nan")                                 # longest_solved in an older run's log
+    return {k: np.array([_number(r.get(k) or blank) for r in rows], float) for k in LOG_FIELDS}
 
 
 def plot_copy_log(log_path: str | Path, out: str | Path | None = None, title: str | None = None) -> Path:
     """Sequence and symbol accuracy against minutes and against sequences seen, from a copy-task log
-    (a run's log.csv or a --log CSV); PNG `out`, default next to the log. ValueError if it has no row."""
+    (a run's log.csv or a --log CSV), and below them the longest pattern length solved where the log
+    has it; PNG `out`, default next to the log. ValueError if it has no row."""
     data = read_copy_log(log_path)
     if not len(data["sequences"]):
         raise ValueError(f"{log_path}: no rows yet")
@@ -878,7 +893,10 @@ def plot_copy_log(log_path: str | Path, out: str | Path | None = None, title: st
     import matplotlib.pyplot as plt
 
     out = Path(out) if out is not None else Path(log_path).with_suffix(".png")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
+    longest = data["longest_solved"]
+    rows = 2 if np.isfinite(longest).any() else 1
+    fig, grid = plt.subplots(rows, 2, figsize=(10, 3.5 * rows), squeeze=False)
+    axes = grid[0]
     for ax, x, label in ((axes[0], data["seconds"] / 60, "minutes of training"),
                          (axes[1], data["sequences"], "sequences seen")):
         ax.plot(x, data["sequence_accuracy"], marker="." if len(x) < 3 else None, label="sequence accuracy")
@@ -888,6 +906,14 @@ def plot_copy_log(log_path: str | Path, out: str | Path | None = None, title: st
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("held-out accuracy")
     axes[0].legend()
+    if rows == 2:
+        for ax, x, label in ((grid[1, 0], data["seconds"] / 60, "minutes of training"),
+                             (grid[1, 1], data["sequences"], "sequences seen")):
+            ax.step(x, longest, where="post", color="C2")
+            ax.set_xlabel(label)
+            ax.set_ylim(0, np.nanmax(longest) + 1)
+            ax.grid(alpha=0.3)
+        grid[1, 0].set_ylabel("longest pattern length\nwith all held-out sequences right")
     fig.suptitle(title or Path(log_path).stem, fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
@@ -913,7 +939,8 @@ which targets the loss trains (--loss-on):
   Accuracy always counts both bits at the recall steps.
 
 run folder (--run-dir/--run-name): config.json (every option and the git revision), log.csv (a row
-every 10 batches and at the end: sequences, seconds, loss, symbol_accuracy, sequence_accuracy),
+every 10 batches and at the end: sequences, seconds, loss, symbol_accuracy, sequence_accuracy,
+longest_solved),
 curve.png, checkpoint.npz (parameters, Adam state, counters, RNG; atomic, no pickle; written after
 the first batch, every --checkpoint-minutes and at the end). Ctrl-C, SIGTERM and SIGHUP write the
 checkpoint and stop (exit status 128 + signal); --resume RUN continues; --evaluate RUN scores the
@@ -1017,7 +1044,8 @@ def _evaluate_command(parser, run: str, given: dict, eval_seed: int | None) -> i
     print(f"{r['run']} (L<={r['max_len']}, H={r['hidden']}, checkpoint at {r['sequences_trained']} sequences): "
           f"fresh held-out set of {r['eval_size']} sequences (eval seed {r['eval_seed']}): sequence accuracy "
           f"{r['sequence_accuracy']:.3f}, symbol accuracy {r['symbol_accuracy']:.3f}")
-    print("sequence accuracy per pattern length: " + ", ".join(
+    print(f"longest pattern length with every sequence up to it right: {r['longest_solved']}; "
+          "sequence accuracy per pattern length: " + ", ".join(
         f"{n}: {acc:.3f} ({count})" for n, (count, acc) in r["by_length"].items()))
     return 0
 

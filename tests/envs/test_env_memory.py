@@ -6,7 +6,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import envs
-from envs.memory import BLANK, copy_task_accuracy, copy_task_accuracy_by_length, copy_task_batch
+from envs.memory import (
+    BLANK,
+    copy_task_accuracy,
+    copy_task_accuracy_by_length,
+    copy_task_batch,
+    copy_task_longest_solved,
+)
 
 
 @given(batch=st.integers(1, 9), max_len=st.integers(1, 12), data=st.data(),
@@ -70,6 +76,18 @@ def test_copy_task_accuracy_by_length_blames_the_length_of_the_wrong_sequence():
         copy_task_accuracy(wrong, b)[1])
     with pytest.raises(ValueError, match=r"predictions: expected shape"):
         copy_task_accuracy_by_length(wrong[:-1], b)
+
+
+def test_copy_task_longest_solved_stops_below_the_first_wrong_length():
+    b = copy_task_batch(np.random.default_rng(3), 60, 6)
+    assert set(b.lengths) == set(range(1, 7))
+    assert copy_task_longest_solved(b.targets, b) == 6
+    for n in (1, 4, 6):
+        wrong = b.targets.copy()
+        j = int(np.flatnonzero(b.lengths == n)[0])
+        t = int(np.flatnonzero(b.mask[:, j])[0])           # its first recall step
+        wrong[t, j] = 1 - wrong[t, j]
+        assert copy_task_longest_solved(wrong, b) == n - 1
 
 
 def test_copy_task_rejects_bad_lengths():
