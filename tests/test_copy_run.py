@@ -414,3 +414,24 @@ def test_the_run_records_lr_end_and_resume_refuses_a_change(tmp_path, capsys):
     with pytest.raises(SystemExit):
         co.main(["--resume", str(run), "--lr-end", "2e-4", "--max-sequences", "16"])
     assert "--lr-end 0.0002 (the run has 0.0001)" in one_line_error(capsys)
+
+
+def test_the_plot_command_draws_copy_task_runs_and_refuses_a_mix(tmp_path, capsys):
+    from rtrl_ref.r2ac import plot
+
+    for name in ("a", "b"):
+        assert run_main(tmp_path, name, "--max-sequences", "40") == 0
+    capsys.readouterr()
+    out = tmp_path / "figs" / "copy.png"
+    assert plot.main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out), "--label", "A", "--label", "B"]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG" and f"wrote {out}" in capsys.readouterr().out
+    other = tmp_path / "train-run"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"env": "memory:cue"}))
+    assert plot.main([str(tmp_path / "a"), str(other), "--out", str(tmp_path / "mix.png")]) == 2
+    assert "expected only training runs or only copy-task runs, got both" in one_line_error(capsys)
+    with pytest.raises(ValueError, match=r"--label: expected one per run \(2\), got 1"):
+        co.plot_copy_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "x.png", labels=["A"])
+    (tmp_path / "b" / "log.csv").write_text(",".join(co.LOG_FIELDS) + "\n")
+    with pytest.raises(ValueError, match=r"has no row yet"):
+        co.plot_copy_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "x.png")

@@ -60,6 +60,8 @@ _CORE_TESTS = ("tests/test_rtrl_exact.py", "tests/test_bptt_fd.py", "tests/test_
                "tests/test_validation.py")
 _KERNEL_TESTS = ("tests/test_kernels.py", "tests/test_rtrl_exact.py", "tests/test_core.py")
 _CONV_TESTS = ("tests/r2ac/test_conv.py", "tests/r2ac/test_stems.py")
+_CELL_TESTS = ("tests/test_cells.py", "tests/test_cells_numba.py", "tests/test_cells_segment.py",
+               "tests/test_cells_oracle.py")
 TARGETS: dict[str, tuple[str, ...]] = {
     "rtrl_ref/cell.py": _CORE_TESTS,
     "rtrl_ref/bptt.py": _CORE_TESTS,
@@ -79,6 +81,12 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "rtrl_ref/r2ac/conv.py": _CONV_TESTS,
     "rtrl_ref/r2ac/im2col_numba.py": _CONV_TESTS,
     "rtrl_ref/r2ac/pool_numba.py": _CONV_TESTS,
+    "rtrl_ref/kernels/online_numba.py": ("tests/test_online_fused.py",),
+    "rtrl_ref/kernels/cells_numba.py": _CELL_TESTS,
+    "rtrl_ref/cells/lru.py": _CELL_TESTS,
+    "rtrl_ref/cells/indrnn.py": _CELL_TESTS,
+    "rtrl_ref/cells/mingru.py": _CELL_TESTS,
+    "rtrl_ref/cells/segment.py": _CELL_TESTS,
 }
 
 

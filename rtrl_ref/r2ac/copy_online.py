@@ -921,6 +921,61 @@ def plot_copy_log(log_path: str | Path, out: str | Path | None = None, title: st
     return out
 
 
+def is_copy_run(run) -> bool:
+    """Whether `run` is a copy-task run folder (its config.json written by this command)."""
+    try:
+        return json.loads((Path(run) / CONFIG_FILE).read_text()).get("kind") == KIND
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return False
+
+
+def plot_copy_runs(runs, out, title: str = "", labels=None) -> Path:
+    """Several copy-task runs on one figure (what `python -m rtrl_ref.plot` draws for copy-task run
+    folders): held-out sequence accuracy (top) and the longest pattern length solved (bottom: each
+    evaluation faint, the best so far bold) against minutes and against sequences seen, a line per
+    run. labels: one per run (default: the folder names). ValueError naming the run that is not a
+    copy-task run or has no row."""
+    runs = [Path(r) for r in runs]
+    if labels is not None and len(labels) != len(runs):
+        raise ValueError(f"--label: expected one per run ({len(runs)}), got {len(labels)}")
+    logs = []
+    for run in runs:
+        if not is_copy_run(run):
+            raise ValueError(f"{run}: not a copy-task run folder (no copy-task {CONFIG_FILE})")
+        data = read_copy_log(run / LOG_FILE)
+        if not len(data["sequences"]):
+            raise ValueError(f"{run}: its {LOG_FILE} has no row yet")
+        logs.append(data)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, grid = plt.subplots(2, 2, figsize=(11, 7), sharex="col")
+    for i, (run, data) in enumerate(zip(runs, logs)):
+        label = labels[i] if labels is not None else run.name
+        for col, x in enumerate((data["seconds"] / 60, data["sequences"])):
+            grid[0, col].plot(x, data["sequence_accuracy"], color=f"C{i}", label=label, lw=1)
+            longest = data["longest_solved"]
+            grid[1, col].plot(x, longest, color=f"C{i}", lw=0.5, alpha=0.3)
+            best = np.fmax.accumulate(np.where(np.isnan(longest), -np.inf, longest))
+            grid[1, col].step(x, np.where(np.isinf(best), np.nan, best), where="post", color=f"C{i}", lw=1.5)
+    for col, label in enumerate(("minutes of training", "sequences seen")):
+        grid[1, col].set_xlabel(label)
+        for row in range(2):
+            grid[row, col].grid(alpha=0.3)
+    grid[0, 0].set_ylabel("held-out sequence accuracy")
+    grid[1, 0].set_ylabel("longest pattern length\nwith all held-out sequences right\n(bold: best so far)")
+    grid[0, 0].legend(fontsize=8)
+    fig.suptitle(title or "copy task, fully online RTRL", fontsize=10)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
 # ============================================================================= the command
 
 

@@ -196,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     prog = "python -m rtrl_ref.plot"
     parser = ArgumentParser(prog=prog, description=__doc__.splitlines()[0], epilog=__doc__.split("\n", 2)[2],
                             formatter_class=_Formatter)
-    parser.add_argument("runs", nargs="+", type=Path, help="run folders (each with log.csv)")
+    parser.add_argument("runs", nargs="+", type=Path,
+                        help="run folders (each with log.csv): training runs, or copy-task runs (python -m "
+                             "rtrl_ref.copy_task), whose accuracy and longest pattern solved are drawn instead")
     parser.add_argument("--out", type=Path, default=Path("curve.png"), help="output PNG (folders are created)")
     parser.add_argument("--title", default="", help="figure title (default: the environments)")
     parser.add_argument("--label", action="append", default=None,
@@ -209,7 +211,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-episodes", type=int, default=10,
                         help="points averaged over fewer finished episodes are drawn dotted")
     args = parser.parse_args(argv)
+    from rtrl_ref.r2ac.copy_online import is_copy_run, plot_copy_runs
+
+    copy_runs = [is_copy_run(r) for r in args.runs]
     try:
+        if any(copy_runs):
+            if not all(copy_runs):
+                raise ValueError(f"runs: expected only training runs or only copy-task runs, got both "
+                                 f"({args.runs[copy_runs.index(True)]} and {args.runs[copy_runs.index(False)]})")
+            out = plot_copy_runs(args.runs, args.out, args.title, args.label)
+            print(f"wrote {out}")
+            return 0
         out = plot_runs(args.runs, args.out, args.title, args.label, parse_smooth(args.smooth), args.band,
                         args.baseline, args.baseline_label, args.min_episodes)
     except ValueError as err:
