@@ -38,6 +38,12 @@ whole step including the clip and Adam in one Numba call, verified against `onli
 in tests/test_online_fused.py). `train_copy` and the command use the fused step on the numba
 backend with --loss-on all unless told `fused=False` / `--no-fused`.
 
+The counterpart, `--learner tbptt --window K` (`rtrl_ref.r2ac.copy_tbptt`): the same model and
+sequences, each sequence cut into unrolls of K steps, full BPTT inside an unroll and an Adam step
+after each; the cell is carried across the cuts, the gradient is not.
+
+`--lr-end` decays Adam's learning rate linearly from --lr to --lr-end over --max-sequences.
+
 The command, `python -m rtrl_ref.copy_task`, trains in a run folder (RUN = --run-dir/--run-name,
 default runs/copy-L{max_len}-H{hidden}-s{seed}-TIME-TAG), as `python -m rtrl_ref.train` does:
 
@@ -90,6 +96,7 @@ from rtrl_ref.r2ac.checkpoint import (
     save_checkpoint,
 )
 from rtrl_ref.r2ac.cli import ArgumentParser
+from rtrl_ref.r2ac.copy_tbptt import tbptt_batch
 from rtrl_ref.r2ac.layers import LinearParams, init_linear, linear, linear_backward, log_softmax
 from rtrl_ref.r2ac.loop import TrainingStopped, UsageError, report_stopped, stop_requests
 from rtrl_ref.r2ac.optim import AdamState, adam_init, adam_update, clip_by_global_norm
@@ -109,6 +116,7 @@ CURVE_FILE = "curve.png"
 LOG_FIELDS = ("sequences", "seconds", "loss", "symbol_accuracy", "sequence_accuracy", "longest_solved")
 OLD_LOG_FIELDS = LOG_FIELDS[:-1]  # logs written before longest_solved was added (blank there on resume)
 KIND = "copy_task"
+LEARNERS = ("rtrl", "tbptt")
 
 
 class CopyParams(NamedTuple):
@@ -281,6 +289,10 @@ class CopyConfig:
                       "bit 0 trained, recall steps of bit 1 skipped). recall and paper-quirk run the reference "
                       "step (not --fused); accuracy always counts both bits at the recall steps",
                       choices=LOSS_ON)
+    learner: str = _f("rtrl", "rtrl: exact RTRL, an Adam step after every time step; tbptt: truncated BPTT, each "
+                      "sequence cut into unrolls of --window steps, an Adam step after each (the counterpart)",
+                      choices=LEARNERS)
+    window: int = _f(4, "TBPTT unroll length K in steps (--learner tbptt only)")
     seed: int = _f(0, "seed of the parameters and the training sequences (the held-out set: seed + 10000)")
     eval_size: int = _f(500, "held-out sequences scored every 10 batches (and by --evaluate, unless given)")
     max_sequences: int = _f(200_000, "training budget in sequences")
@@ -290,7 +302,8 @@ class CopyConfig:
     fused: bool | None = _f(None, "one compiled call per online step (numba backend, --loss-on all); unset: on "
                             "when both hold")
     run_dir: str = _f("runs", "parent folder of run folders")
-    run_name: str = _f("", "run folder name (default: copy-L{max_len}-H{hidden}-s{seed}-TIME-TAG)")
+    run_name: str = _f("", "run folder name (default: copy-L{max_len}-H{hidden}-s{seed}-TIME-TAG, with "
+                       "-tbptt{window} after H{hidden} for --learner tbptt)")
     checkpoint_minutes: float = _f(5.0, "minutes between atomic checkpoints (one is also written after the first "
                                    "batch and at the end)")
     progress: bool = _f(True, "show a progress bar")
@@ -302,7 +315,8 @@ FIELDS = {f.name: f for f in dataclasses.fields(CopyConfig)}
 # what a resume may change; every other option is the run's (and refused when it differs)
 RESUMABLE = ("max_sequences", "minutes", "target", "backend", "fused", "checkpoint_minutes", "progress", "log")
 # what the checkpoint's arrays and counters mean: must match config.json on resume
-IDENTITY = ("max_len", "hidden", "batch", "lr", "lr_end", "clip", "loss_on", "seed", "eval_size")
+IDENTITY = ("max_len", "hidden", "batch", "lr", "lr_end", "clip", "loss_on", "learner", "window", "seed",
+            "eval_size")
 
 
 def flag(name: str) -> str:
@@ -312,7 +326,7 @@ def flag(name: str) -> str:
 def resolve_fused(config: CopyConfig) -> bool:
     """The fused step unless told otherwise, where it applies (numba backend, --loss-on all)."""
     if config.fused is None:
-        return config.backend == "numba" and config.loss_on == "all"
+        return config.backend == "numba" and config.loss_on == "all" and config.learner == "rtrl"
     return config.fused
 
 
@@ -327,7 +341,7 @@ def scheduled_lr(config: CopyConfig, sequences: int) -> float:
 
 def check_config(config: CopyConfig) -> None:
     """ValueError naming the flag, the expected and the actual value, for the first bad option."""
-    for name in ("max_len", "hidden", "batch", "max_sequences", "eval_size"):
+    for name in ("max_len", "hidden", "batch", "max_sequences", "eval_size", "window"):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{flag(name)} {value}: expected an integer >= 1")
@@ -347,10 +361,12 @@ def check_config(config: CopyConfig) -> None:
             raise ValueError(f"{flag(name)} {value}: expected a number >= 0")
     if not (isinstance(config.target, (int, float)) and 0 < config.target <= 1):
         raise ValueError(f"--target {config.target}: expected a number in (0, 1]")
-    for name in ("loss_on", "backend"):
+    for name in ("loss_on", "backend", "learner"):
         choices = FIELDS[name].metadata["choices"]
         if getattr(config, name) not in choices:
             raise ValueError(f"{flag(name)} {getattr(config, name)}: expected one of {list(choices)}")
+    if config.fused and config.learner != "rtrl":
+        raise ValueError(f"--fused: the fused step is RTRL's, got --learner {config.learner}")
     if config.fused and config.backend != "numba":
         raise ValueError(f"--fused: needs --backend numba, got --backend {config.backend}")
     if config.fused and config.loss_on != "all":
@@ -372,11 +388,14 @@ class CopyModel:
     the reference `online_batch` (with the loss weights of `loss_on`)."""
 
     def __init__(self, params: CopyParams, opt: AdamState, batch: int, lr: float, clip: float, backend: str,
-                 fused: bool, loss_on: str = "all"):
+                 fused: bool, loss_on: str = "all", learner: str = "rtrl", window: int = 4):
         if fused and loss_on != "all":
             raise ValueError(f"fused: expected False or None with loss_on {loss_on!r} (the fused kernel trains "
                              f"the target of every step), got {fused!r}")
-        self.lr, self.clip, self.loss_on = lr, clip, loss_on
+        if fused and learner != "rtrl":
+            raise ValueError(f"fused: expected False or None with learner {learner!r}, got {fused!r}")
+        self.lr, self.clip, self.loss_on, self.learner, self.window = lr, clip, loss_on, learner, window
+        self.backend_name = backend
         self.backend = get_backend(backend)
         self.stepper = None
         self._params, self._opt = params, opt
@@ -409,6 +428,9 @@ class CopyModel:
         weights = loss_weights(data, self.loss_on)
         if self.stepper is not None:
             _, loss = online_batch_fused(self.stepper, data)
+        elif self.learner == "tbptt":
+            self._params, self._opt, _, loss = tbptt_batch(self._params, self._opt, data, self.lr, self.clip,
+                                                           self.window, weights, self.backend_name)
         else:
             self._params, self._opt, _, loss = online_batch(self._params, self._opt, data, self.lr, self.clip,
                                                             self.backend, weights)
@@ -537,7 +559,7 @@ def train_copy(max_len: int, hidden: int, batch: int = 32, lr: float = 3e-3, cli
                         backend=backend, fused=fused, progress=progress)
     rng = np.random.default_rng(seed)
     params = init_copy(rng, hidden)
-    model = CopyModel(params, adam_init(params), batch, lr, clip, backend, resolve_fused(config), loss_on)
+    model = CopyModel(params, adam_init(params), batch, lr, clip, backend, resolve_fused(config), loss_on)  # rtrl
     held_out = held_out_set(config)
     log = CopyLog(log_path, truncate=True) if log_path is not None else None
     bar = _progress_bar(config)
@@ -575,9 +597,11 @@ class CopySummary(NamedTuple):
 
 
 def _run_namer(config: CopyConfig):
-    """What runs.check_new_run and runs.new_run_dir read: the folder copy-L{L}-H{H}-s{seed}-TIME-TAG."""
+    """What runs.check_new_run and runs.new_run_dir read: the folder copy-L{L}-H{H}-s{seed}-TIME-TAG
+    (copy-L{L}-H{H}-tbptt{K}-s{seed}-TIME-TAG with --learner tbptt)."""
+    learner = f"H{config.hidden}" + ("" if config.learner == "rtrl" else f"-tbptt{config.window}")
     return SimpleNamespace(run_dir=config.run_dir, run_name=config.run_name, exp_name="",
-                           env=f"copy-L{config.max_len}", learner=f"H{config.hidden}", seed=config.seed)
+                           env=f"copy-L{config.max_len}", learner=learner, seed=config.seed)
 
 
 def write_copy_config(run_dir: Path, config: CopyConfig) -> None:
@@ -744,7 +768,7 @@ def _start(config: CopyConfig, resume) -> _Start:
             run_dir = new_run_dir(_run_namer(config))                      # the first thing created
             lock = RunLock(run_dir).acquire()
         model = CopyModel(params, opt, config.batch, config.lr, config.clip, config.backend, resolve_fused(config),
-                          config.loss_on)
+                          config.loss_on, config.learner, config.window)
         return _Start(run_dir, lock, model, rng, counters, acc)
     except BaseException:
         if lock is not None:
@@ -780,9 +804,10 @@ def run_copy(config: CopyConfig, resume: str | Path = "") -> CopySummary:
             truncate_copy_log(run_dir / LOG_FILE, counters.sequences)
         else:
             write_copy_config(run_dir, config)
-        step = "fused" if model.stepper is not None else "reference"
+        step = ("fused step" if model.stepper is not None else "reference step") if config.learner == "rtrl" \
+            else f"truncated BPTT, unrolls of {config.window} steps"
         print(f"run folder: {run_dir} ({f'resumed at {counters.sequences} sequences' if resume else 'new'}; "
-              f"{step} step, loss on {config.loss_on} targets)", flush=True)
+              f"{step}, loss on {config.loss_on} targets)", flush=True)
         return _run(config, run_dir, model, rng, counters, acc)
     finally:
         lock.release()
