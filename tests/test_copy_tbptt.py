@@ -50,6 +50,14 @@ def unrolled_gradient_sum(params, batch, window):
     return total, grads
 
 
+def drawn_problem(B, H, max_len, seed):
+    """float64 parameters, a batch, and the summed online gradient (loss, grads) on it."""
+    rng = np.random.default_rng(seed)
+    params = co.init_copy(rng, H, np.float64)
+    batch = copy_task_batch(rng, B, max_len)
+    return params, batch, online_gradient_sum(params, batch)
+
+
 def max_rel_error(a, b) -> float:
     return max(float(np.abs(x - y).max() / (np.abs(y).max() + 1e-12))
                for (_, x), (_, y) in zip(tree_leaves(a), tree_leaves(b)))
@@ -58,11 +66,8 @@ def max_rel_error(a, b) -> float:
 @PROPERTY
 @given(B=st.integers(1, 9), H=st.integers(1, 9), max_len=st.integers(1, 5), seed=st.integers(0, 2**31 - 1))
 def test_one_unroll_over_the_sequence_is_the_summed_online_gradient(B, H, max_len, seed):
-    rng = np.random.default_rng(seed)
-    params = co.init_copy(rng, H, np.float64)
-    batch = copy_task_batch(rng, B, max_len)
+    params, batch, (loss_rtrl, g_rtrl) = drawn_problem(B, H, max_len, seed)
     T = 2 * max_len
-    loss_rtrl, g_rtrl = online_gradient_sum(params, batch)
     for window in (T, T + 3):                                       # one unroll, however long the window
         loss, g = unrolled_gradient_sum(params, batch, window)
         assert loss == pytest.approx(loss_rtrl, rel=1e-12)
@@ -73,10 +78,7 @@ def test_one_unroll_over_the_sequence_is_the_summed_online_gradient(B, H, max_le
 @given(B=st.integers(1, 9), H=st.integers(2, 9), max_len=st.integers(2, 5), seed=st.integers(0, 2**31 - 1))
 def test_shorter_unrolls_truncate_the_gradient_but_not_the_forward_pass(B, H, max_len, seed):
     """The negative twin of the test above: the same loss, another gradient."""
-    rng = np.random.default_rng(seed)
-    params = co.init_copy(rng, H, np.float64)
-    batch = copy_task_batch(rng, B, max_len)
-    loss_rtrl, g_rtrl = online_gradient_sum(params, batch)
+    params, batch, (loss_rtrl, g_rtrl) = drawn_problem(B, H, max_len, seed)
     loss, g = unrolled_gradient_sum(params, batch, 1)
     assert loss == pytest.approx(loss_rtrl, rel=1e-12)
     assert max_rel_error(g.elstm, g_rtrl.elstm) > 1e-6
