@@ -287,6 +287,44 @@ def test_input_errors_name_the_argument():
     assert math.isfinite(stepper.step(case.x[0].astype(np.float32), None, np.array([0, 2], np.int32)))
 
 
+def test_learning_rate_zero_is_accepted_and_freezes_the_parameters():
+    """lr is checked on the closed interval [0, inf): 0 is a valid rate (no movement), at
+    construction and through the settable `lr` (a schedule), and a negative one is refused."""
+    case = Case(1, 3, 4, 2, 3, 2, np.zeros((2, 3), bool), np.float64)
+    at_zero = on.OnlineStep(case.p, case.q, case.readout.W, case.readout.b, case.B, lr=0.0)
+    for stepper in (at_zero, case.stepper()):
+        stepper.lr = 0.0
+        before = stepper.theta.copy()
+        for t in range(case.T):
+            stepper.step(case.x[t], None, case.y[t])
+        assert stepper.adam_step == case.T and stepper.lr == 0.0
+        np.testing.assert_array_equal(stepper.theta, before)
+        with pytest.raises(ValueError, match=r"^lr: expected a value in \[0.0, inf\), got -1e-09$"):
+            stepper.lr = -1e-9
+    stepper.lr = 2e-3
+    stepper.step(case.x[0], None, case.y[0])
+    assert not np.array_equal(stepper.theta, before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_widely_separated_logits_stay_finite_and_match_the_reference(dtype):
+    """The log-softmax is shifted by the largest logit, whichever class has it: logits 1000 apart
+    (exp(1000) overflows float64) give the reference's finite loss and gradient."""
+    case = Case(2, 4, 3, 2, 3, 1, np.zeros((1, 4), bool), dtype)
+    for big in range(case.K):
+        b_y = np.zeros(case.K, dtype)
+        b_y[big] = 1000.0
+        readout = LinearParams(np.zeros_like(case.readout.W), b_y)
+        stepper = on.OnlineStep(case.p, case.q, readout.W, readout.b, case.B, update=False)
+        y = np.arange(case.B) % case.K                                     # every class a target somewhere
+        loss = stepper.step(case.x[0], None, y)
+        params = CopyParams(case.p, case.q, readout)
+        ref = online_step(params, adam_init(params), np.zeros((case.B, case.H), dtype),
+                          zero_traces(case.B, case.H, case.I, dtype), case.x[0], y, LR, CLIP, get_backend("numpy"))
+        assert math.isfinite(loss) and loss == pytest.approx(ref.loss, rel=1e-6), big
+        np.testing.assert_allclose(stepper.grads_b_y, ref.grads.readout.b, rtol=1e-6, atol=1e-6)
+
+
 # ---------------------------------------------------------------------------------------------
 # copy_online: the fused batch == the reference batch; the option and the flag
 
