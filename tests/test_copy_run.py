@@ -20,6 +20,7 @@ import pytest
 from envs.memory import BLANK, copy_task_batch
 from rtrl_ref.kernels import get_backend
 from rtrl_ref.r2ac import copy_online as co
+from rtrl_ref.r2ac import copy_plot as cp
 from rtrl_ref.r2ac.checkpoint import load_checkpoint
 from rtrl_ref.r2ac.optim import adam_init
 from rtrl_ref.r2ac.runs import RunLock
@@ -232,7 +233,7 @@ def test_a_log_without_longest_solved_is_upgraded_on_resume_and_still_plots(tmp_
     assert 0 <= int(logged[-1]["longest_solved"]) <= 2
     old = [",".join(co.OLD_LOG_FIELDS)] + [",".join(r[k] for k in co.OLD_LOG_FIELDS) for r in logged]
     (run / "log.csv").write_text("\n".join(old) + "\n")
-    assert np.isnan(co.read_copy_log(run / "log.csv")["longest_solved"]).all()
+    assert np.isnan(cp.read_copy_log(run / "log.csv")["longest_solved"]).all()
     assert co.plot_copy_log(run / "log.csv", tmp_path / "old.png").read_bytes()[:4] == b"\x89PNG"
     assert co.main(["--resume", str(run), "--max-sequences", "80", "--no-progress"]) == 0
     upgraded = rows(run)
@@ -431,7 +432,7 @@ def test_the_plot_command_draws_copy_task_runs_and_refuses_a_mix(tmp_path, capsy
     assert plot.main([str(tmp_path / "a"), str(other), "--out", str(tmp_path / "mix.png")]) == 2
     assert "expected only training runs or only copy-task runs, got both" in one_line_error(capsys)
     with pytest.raises(ValueError, match=r"--label: expected one per run \(2\), got 1"):
-        co.plot_copy_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "x.png", labels=["A"])
+        cp.plot_copy_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "x.png", labels=["A"])
     (tmp_path / "b" / "log.csv").write_text(",".join(co.LOG_FIELDS) + "\n")
     with pytest.raises(ValueError, match=r"has no row yet"):
-        co.plot_copy_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "x.png")
+        cp.plot_copy_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "x.png")

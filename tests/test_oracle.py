@@ -311,6 +311,21 @@ def test_a_bare_pickle_is_refused(small_case, tmp_path, capsys):
     assert status == 2 and "pickled object" in err and "Traceback" not in err + out, err
 
 
+def test_a_zip_member_of_unknown_version_is_malformed_input(small_case, tmp_path, capsys):
+    """A flipped byte that raises the 'version needed to extract' of a member (zipfile raises
+    NotImplementedError, not BadZipFile): a one-line error and status 2, no traceback."""
+    good = tmp_path / "good.npz"
+    _reference_npz(small_case, good, lambda a: None)
+    raw = bytearray(good.read_bytes())
+    central = raw.index(b"PK\x01\x02")                    # the first central directory entry
+    raw[central + 6] = 64                                   # version needed to extract: 6.4
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(bytes(raw))
+    status, out, err = run_check(capsys, small_case, bad)
+    assert status == 2 and "Traceback" not in err + out, err
+    assert "not a readable .npz archive" in err and "NotImplementedError" in err
+
+
 @given(data=st.data())
 def test_corrupted_candidate_never_crashes(small_case, tmp_path_factory, data):
     """Flip bytes anywhere in a valid candidate: the CLI answers 0, 1 or 2, never a traceback."""

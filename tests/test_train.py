@@ -203,7 +203,8 @@ def test_copy_online_logs_and_plots_its_curve(tmp_path):
     (run,) = (tmp_path / "runs").iterdir()                      # --log is a copy of the run folder's log.csv
     assert (run / "log.csv").read_text() == log.read_text()
     rows = np.genfromtxt(log, delimiter=",", names=True)
-    assert rows.dtype.names == ("sequences", "seconds", "loss", "symbol_accuracy", "sequence_accuracy")
+    assert rows.dtype.names == ("sequences", "seconds", "loss", "symbol_accuracy", "sequence_accuracy",
+                                "longest_solved")
     assert np.all(np.diff(np.atleast_1d(rows["sequences"])) > 0)
     assert log.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
 

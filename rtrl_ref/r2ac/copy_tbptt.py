@@ -16,28 +16,22 @@ recall steps fall into one unroll. RTRL makes an update per step; TBPTT one per 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from rtrl_ref.bptt import bptt
 from rtrl_ref.out_gate import immediate_g_c, out_gate
-from rtrl_ref.r2ac.layers import linear, linear_backward
+from rtrl_ref.r2ac.layers import ce_grad, linear, linear_backward
 from rtrl_ref.r2ac.optim import adam_update, clip_by_global_norm
 from rtrl_ref.unroll import elstm_forward
 
-if TYPE_CHECKING:
-    from rtrl_ref.r2ac.copy_online import CopyParams
 
-
-def tbptt_unroll(params: CopyParams, c_0, x, y, weight=None, backend: str = "numba"):
+def tbptt_unroll(params, c_0, x, y, weight=None, backend: str = "numba"):
     """One unroll of K steps from the carried cell c_0 (B, H), treated as a constant.
 
-    x (K, B, I) inputs, y (K, B) targets, weight (K, B) which targets count (None: all).
-    Returns (loss summed over steps and rows, grads: CopyParams (summed, not clipped),
-    c_K (B, H) the cell to carry on, predictions (K, B))."""
-    from rtrl_ref.r2ac.copy_online import CopyParams, ce_grad
-
+    params: a `copy_online.CopyParams` (elstm, gate, readout); x (K, B, I) inputs, y (K, B)
+    targets, weight (K, B) which targets count (None: all). Returns (loss summed over steps and
+    rows, grads of params' type (summed, not clipped), c_K (B, H) the cell to carry on,
+    predictions (K, B))."""
     K, B, _ = x.shape
     reset = np.zeros((K, B), bool)                                         # (K, B) no reset inside a sequence
     c, traj = elstm_forward(params.elstm, x, reset, c_0, backend=backend)  # c (K, B, H)
@@ -48,10 +42,10 @@ def tbptt_unroll(params: CopyParams, c_0, x, y, weight=None, backend: str = "num
     g_h, g_readout = linear_backward(g_logits.reshape(K, B, -1), lin_cache, params.readout)
     g_c, _, g_gate = immediate_g_c(g_h, gate_cache, params.gate)           # g_c (K, B, H) immediate
     g_elstm = bptt(params.elstm, traj, reset, g_c, backend=backend).grads
-    return loss, CopyParams(g_elstm, g_gate, g_readout), c[-1], predictions.reshape(K, B)
+    return loss, type(params)(g_elstm, g_gate, g_readout), c[-1], predictions.reshape(K, B)
 
 
-def tbptt_batch(params: CopyParams, opt, batch, lr: float, clip: float, window: int, weights=None,
+def tbptt_batch(params, opt, batch, lr: float, clip: float, window: int, weights=None,
                 backend: str = "numba"):
     """One batch of sequences: an unroll of `window` steps at a time, a clipped Adam step after
     each. weights (T, B): which targets the loss trains (None: all). Returns (params, opt,

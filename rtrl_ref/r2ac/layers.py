@@ -113,3 +113,16 @@ def log_softmax(logits):
     """Numerically stable log-softmax over the last axis (..., A) -> (..., A)."""
     shifted = logits - logits.max(axis=-1, keepdims=True)           # (..., A)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))  # (..., A)
+
+
+def ce_grad(logits, y, weight=None):
+    """Cross-entropy of logits (B, A) against class indices y (B,), summed over the rows, each row
+    weighted by weight (B,) (bool or float; None: every row counts): (loss, g_logits (B, A) the
+    gradient of that loss, predictions (B,) the argmax)."""
+    log_p = log_softmax(logits)                                            # (B, A)
+    onehot = np.eye(logits.shape[-1], dtype=logits.dtype)[y]               # (B, A)
+    g_logits = np.exp(log_p) - onehot                                      # (B, A)
+    if weight is None:
+        return float(-(onehot * log_p).sum()), g_logits, log_p.argmax(-1)
+    w = np.asarray(weight, logits.dtype)[:, None]                          # (B, 1)
+    return float(-(w * onehot * log_p).sum()), g_logits * w, log_p.argmax(-1)

@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-episodes", type=int, default=10,
                         help="points averaged over fewer finished episodes are drawn dotted")
     args = parser.parse_args(argv)
-    from rtrl_ref.r2ac.copy_online import is_copy_run, plot_copy_runs
+    from rtrl_ref.r2ac.copy_plot import is_copy_run, plot_copy_runs
 
     copy_runs = [is_copy_run(r) for r in args.runs]
     try:
