@@ -27,7 +27,7 @@ from rtrl_ref.r2ac.runs import RunLock
 from rtrl_ref.r2ac.tree import tree_leaves
 from rtrl_ref.traces import zero_traces
 
-TINY = ["--max-len", "2", "--hidden", "6", "--batch", "4", "--eval-size", "20", "--no-progress"]
+TINY = ["--max-len", "2", "--hidden", "6", "--batch", "4", "--eval-size", "20", "--eval-every", "40", "--no-progress"]
 
 
 def run_main(tmp_path, name, *extra, backend="numpy"):
@@ -65,7 +65,7 @@ def test_run_folder_holds_config_log_curve_and_checkpoint(tmp_path, capsys):
     assert data["kind"] == "copy_task" and data["git_revision"]
     assert set(data["config"]) == {f.name for f in dataclasses.fields(co.CopyConfig)}
     assert data["config"]["hidden"] == 6 and data["config"]["loss_on"] == "all"
-    # a row every 10 batches (40, 80 sequences) and one at the end (88)
+    # a row every 40 sequences (40, 80) and one at the end (88)
     logged = rows(run)
     assert list(logged[0]) == list(co.LOG_FIELDS)
     assert [int(r["sequences"]) for r in logged] == [40, 80, 88]
@@ -98,11 +98,26 @@ def test_default_folder_name_and_no_folder_on_bad_options(tmp_path, capsys):
                            (["--target", "1.5"], "--target 1.5: expected a number in (0, 1]"),
                            (["--run-dir", str(run / "config.json")], "expected a folder, got a file"),
                            (["--run-name", "a/b"], "--run-name a/b: expected a folder name without '/'"),
-                           (["--eval-seed", "1"], "--eval-seed 1: only with --evaluate RUN")):
+                           (["--eval-seed", "1"], "--eval-seed 1: only with --evaluate RUN"),
+                           (["--eval-every", "0"], "--eval-every 0: expected an integer >= 1")):
         with pytest.raises(SystemExit) as stop:
             co.main(TINY + ["--run-dir", str(tmp_path / "new"), *args])
         assert stop.value.code == 2 and expected in one_line_error(capsys)
     assert not (tmp_path / "new").exists()
+
+
+def test_evaluations_follow_eval_every_in_sequences_whatever_the_batch(tmp_path):
+    """A row after each batch that passes a multiple of --eval-every (batch 12 does not divide 40:
+    rows at 48, 84 and 120), one at the end unless the last batch had one, and a resume may change
+    the cadence."""
+    assert run_main(tmp_path, "r", "--batch", "12", "--max-sequences", "132") == 0
+    assert [int(r["sequences"]) for r in rows(tmp_path / "r")] == [48, 84, 120, 132]
+    assert run_main(tmp_path, "s", "--batch", "12", "--max-sequences", "120") == 0
+    assert [int(r["sequences"]) for r in rows(tmp_path / "s")] == [48, 84, 120]     # no second row at 120
+    assert co.main(["--resume", str(tmp_path / "s"), "--max-sequences", "180", "--eval-every", "24",
+                    "--no-progress"]) == 0
+    assert [int(r["sequences"]) for r in rows(tmp_path / "s")] == [48, 84, 120, 144, 168, 180]
+    assert [co.evaluates(b, b + 4, 10) for b in (0, 4, 8, 12, 16)] == [False, False, True, False, True]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,8 +263,8 @@ def test_a_log_without_longest_solved_is_upgraded_on_resume_and_still_plots(tmp_
 
 def test_evaluate_scores_the_checkpoint_on_a_fresh_held_out_set(tmp_path, capsys):
     assert co.main(["--max-len", "1", "--hidden", "8", "--batch", "8", "--lr", "0.01", "--max-sequences", "2000",
-                    "--eval-size", "50", "--backend", "numpy", "--no-progress", "--run-dir", str(tmp_path),
-                    "--run-name", "r"]) == 0
+                    "--eval-size", "50", "--eval-every", "80", "--backend", "numpy", "--no-progress",
+                    "--run-dir", str(tmp_path), "--run-name", "r"]) == 0
     run = tmp_path / "r"
     assert rows(run)[-1]["sequence_accuracy"] == "1.0000"            # the length-1 task is learned
     capsys.readouterr()

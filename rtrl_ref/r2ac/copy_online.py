@@ -48,7 +48,8 @@ The command, `python -m rtrl_ref.copy_task`, trains in a run folder (RUN = --run
 default runs/copy-L{max_len}-H{hidden}-s{seed}-TIME-TAG), as `python -m rtrl_ref.train` does:
 
     config.json      every option of the run and the git revision
-    log.csv          a row per evaluation (every 10 batches, and at the end): sequences, seconds
+    log.csv          a row per evaluation (after the batch that passes each multiple of --eval-every
+                     sequences, and at the end): sequences, seconds
                      (training time, summed over resumes), loss (mean cross-entropy per counted
                      target of the last batch), symbol_accuracy, sequence_accuracy (held-out set),
                      longest_solved (the longest pattern length n such that every held-out sequence
@@ -117,7 +118,6 @@ from rtrl_ref.traces import zero_grads, zero_traces
 PROG = "python -m rtrl_ref.copy_task"
 LOSS_ON = ("all", "recall", "paper-quirk")
 PAPER_IGNORED_TARGET = 1          # the target symbol the paper's ignore_index = 2 hit (its vocabulary's index 2)
-EVAL_EVERY = 10                   # batches between held-out evaluations
 HELD_OUT_OFFSET = 10_000          # the training-time held-out set is drawn from seed + 10_000
 FRESH_STREAM = 21                 # --evaluate draws from SeedSequence(eval_seed, spawn_key=(21,)): its own stream
 LEARNERS = ("rtrl", "tbptt")
@@ -286,7 +286,11 @@ class CopyConfig:
                       choices=LEARNERS)
     window: int = _f(4, "TBPTT unroll length K in steps (--learner tbptt only)")
     seed: int = _f(0, "seed of the parameters and the training sequences (the held-out set: seed + 10000)")
-    eval_size: int = _f(500, "held-out sequences scored every 10 batches (and by --evaluate, unless given)")
+    eval_size: int = _f(500, "held-out sequences scored every --eval-every training sequences (and by --evaluate, "
+                        "unless given)")
+    eval_every: int = _f(2000, "training sequences between held-out evaluations (a row of log.csv each): the "
+                         "evaluation after the batch that passes each multiple; scoring 500 held-out sequences "
+                         "costs about as much as training 80, so evaluating much more often slows the run")
     max_sequences: int = _f(200_000, "training budget in sequences")
     minutes: float = _f(0.0, "wall-time limit of this invocation in minutes (0: none; a resume gets its own)")
     target: float = _f(1.0, "stop when the held-out sequence accuracy reaches this")
@@ -305,7 +309,8 @@ class CopyConfig:
 
 FIELDS = {f.name: f for f in dataclasses.fields(CopyConfig)}
 # what a resume may change; every other option is the run's (and refused when it differs)
-RESUMABLE = ("max_sequences", "minutes", "target", "backend", "fused", "checkpoint_minutes", "progress", "log")
+RESUMABLE = ("max_sequences", "eval_every", "minutes", "target", "backend", "fused", "checkpoint_minutes", "progress",
+             "log")
 # what the checkpoint's arrays and counters mean: must match config.json on resume
 IDENTITY = ("max_len", "hidden", "batch", "lr", "lr_end", "clip", "loss_on", "learner", "window", "seed",
             "eval_size")
@@ -333,7 +338,7 @@ def scheduled_lr(config: CopyConfig, sequences: int) -> float:
 
 def check_config(config: CopyConfig) -> None:
     """ValueError naming the flag, the expected and the actual value, for the first bad option."""
-    for name in ("max_len", "hidden", "batch", "max_sequences", "eval_size", "window"):
+    for name in ("max_len", "hidden", "batch", "max_sequences", "eval_size", "eval_every", "window"):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{flag(name)} {value}: expected an integer >= 1")
@@ -486,7 +491,8 @@ def score(params: CopyParams, held_out) -> tuple[tuple[float, float], int]:
 def _train_batches(model: CopyModel, rng, held_out, config: CopyConfig, counters: Counters, *, bar=None,
                    log: CopyLog | None = None, received=(), after_batch=None):
     """Train batch after batch from `counters` until the budget (--max-sequences, --minutes of this
-    call), the target accuracy or a stop request; evaluate on `held_out` every EVAL_EVERY batches.
+    call), the target accuracy or a stop request; evaluate on `held_out` after each batch that passes
+    a multiple of config.eval_every sequences (`evaluates`).
     Returns (counters, the last (symbol, sequence) accuracy or None, the batches' mean loss)."""
     from envs.memory import copy_task_batch
 
@@ -505,8 +511,9 @@ def _train_batches(model: CopyModel, rng, held_out, config: CopyConfig, counters
                 raise
             raise TrainingStopped(f"non-finite gradient after {counters.sequences} sequences ({err})", 3) from None
         mean_loss = loss / max(counted, 1)
-        counters = Counters(counters.sequences + config.batch, counters.batches + 1, time.monotonic() - start)
-        if counters.batches % EVAL_EVERY == 0:
+        before, counters = counters, Counters(counters.sequences + config.batch, counters.batches + 1,
+                                              time.monotonic() - start)
+        if evaluates(before.sequences, counters.sequences, config.eval_every):
             acc, longest = score(model.params, held_out)
             if log is not None:
                 log.write(counters, mean_loss, acc, longest)
@@ -519,6 +526,12 @@ def _train_batches(model: CopyModel, rng, held_out, config: CopyConfig, counters
         if acc is not None and acc[1] >= config.target:
             break
     return counters, acc, mean_loss
+
+
+def evaluates(before: int, after: int, eval_every: int) -> bool:
+    """Whether the batch that took the run from `before` to `after` sequences passed a multiple of
+    `eval_every` (and so ends with an evaluation)."""
+    return after // eval_every > before // eval_every
 
 
 def _progress_bar(config: CopyConfig, initial: int = 0):
@@ -534,10 +547,10 @@ def train_copy(max_len: int, hidden: int, batch: int = 32, lr: float = 3e-3, cli
                max_sequences: int = 200_000, target: float = 1.0, seed: int = 0,
                backend: str = "numba", progress: bool = True, eval_size: int = 500,
                minutes: float = 0.0, log_path: str | Path | None = None, fused: bool | None = None,
-               loss_on: str = "all") -> CopyResult:
+               loss_on: str = "all", eval_every: int = 2000) -> CopyResult:
     """Train until the held-out sequence accuracy reaches `target` or the budget (sequences, and
     `minutes` of wall time if > 0) is spent, without a run folder (the command makes one).
-    `log_path`: a CSV row per evaluation (every 10 batches): sequences, seconds, mean loss per
+    `log_path`: a CSV row per evaluation (every `eval_every` sequences): sequences, seconds, mean loss per
     counted target, symbol and sequence accuracy. `fused`: one compiled call per step
     (`online_batch_fused`; numba backend and loss_on 'all' only); None: fused where it applies.
     `loss_on`: which targets the loss trains (module docstring)."""
@@ -547,8 +560,8 @@ def train_copy(max_len: int, hidden: int, batch: int = 32, lr: float = 3e-3, cli
         raise ValueError(f"fused: expected False or None with backend {backend!r} (the fused step is a "
                          f"Numba kernel), got {fused!r}")
     config = CopyConfig(max_len=max_len, hidden=hidden, batch=batch, lr=lr, clip=clip, loss_on=loss_on, seed=seed,
-                        eval_size=eval_size, max_sequences=max_sequences, minutes=minutes, target=target,
-                        backend=backend, fused=fused, progress=progress)
+                        eval_size=eval_size, eval_every=eval_every, max_sequences=max_sequences, minutes=minutes,
+                        target=target, backend=backend, fused=fused, progress=progress)
     rng = np.random.default_rng(seed)
     params = init_copy(rng, hidden)
     model = CopyModel(params, adam_init(params), batch, lr, clip, backend, resolve_fused(config), loss_on)  # rtrl
@@ -820,7 +833,8 @@ def _run(config: CopyConfig, run_dir: Path, model: CopyModel, rng, counters: Cou
                 if stop.exit_code != 3:
                     raise
                 raise TrainingStopped(f"{stop}; the last checkpoint in {run_dir} is kept", 3) from None
-            if not received and end.batches > counters.batches and end.batches % EVAL_EVERY:
+            if not received and end.batches > counters.batches and \
+                    not evaluates(end.sequences - config.batch, end.sequences, config.eval_every):
                 last["acc"], longest = score(model.params, held_out)                # the end's row
                 log.write(end, loss, last["acc"], longest)
             _save(run_dir, config, model, rng, end, last["acc"])              # still under the handlers
@@ -893,7 +907,7 @@ which targets the loss trains (--loss-on):
   Accuracy always counts both bits at the recall steps.
 
 run folder (--run-dir/--run-name): config.json (every option and the git revision), log.csv (a row
-every 10 batches and at the end: sequences, seconds, loss, symbol_accuracy, sequence_accuracy,
+every --eval-every sequences and at the end: sequences, seconds, loss, symbol_accuracy, sequence_accuracy,
 longest_solved),
 curve.png, checkpoint.npz (parameters, Adam state, counters, RNG; atomic, no pickle; written after
 the first batch, every --checkpoint-minutes and at the end). Ctrl-C, SIGTERM and SIGHUP write the
