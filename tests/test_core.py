@@ -16,7 +16,7 @@ from rtrl_ref.cell import cell_step
 from rtrl_ref.kernels import available_backends
 from rtrl_ref.out_gate import immediate_g_c, out_gate
 from rtrl_ref.params import ELSTMParams
-from rtrl_ref.r2ac.core import LEARNERS, get_learner, get_stem_grad, init_core
+from rtrl_ref.r2ac.core import CORES, LEARNERS, get_core, get_learner, get_stem_grad, init_core
 from rtrl_ref.unroll import elstm_forward
 from verify.compare import assert_close, assert_fields_close, compare, compare_fields, tolerance
 from verify.problem import readout_loss
@@ -132,6 +132,19 @@ def test_learner_names_are_checked():
         get_learner("bptt")
     with pytest.raises(ValueError, match="stem_grad: expected one of"):
         get_stem_grad("full")
+
+
+def test_core_layers_are_checked_and_only_rtrl_carries_traces():
+    """get_core refuses a layer count that is not an integer >= 1 (bools included); every cell's
+    rtrl learner starts with traces and its tbptt learner without (it never reads them)."""
+    for bad in (0, -1, True, 1.5, "2"):
+        with pytest.raises(ValueError, match=r"layers: expected an integer >= 1, got"):
+            get_core("elstm", bad)
+    for name in CORES:
+        core = get_core(name)
+        rtrl, tbptt = core.learners["rtrl"], core.learners["tbptt"]
+        assert rtrl.init_state(2, 3, 4).traces is not None, name
+        assert tbptt.init_state(2, 3, 4).traces is None, name
 
 
 def test_registry_names_match_and_feedforward_passes_x_through():

@@ -287,6 +287,31 @@ def test_input_errors_name_the_argument():
     assert math.isfinite(stepper.step(case.x[0].astype(np.float32), None, np.array([0, 2], np.int32)))
 
 
+def test_adam_rates_of_zero_are_accepted_and_one_is_refused():
+    """beta1 and beta2 are checked on [0, 1): 0 (no averaging) is a valid Adam setting, 1 is not."""
+    case = Case(1, 3, 4, 2, 3, 2, np.zeros((2, 3), bool), np.float64)
+    args = (case.p, case.q, case.readout.W, case.readout.b, case.B)
+    for name in ("beta1", "beta2"):
+        assert math.isfinite(on.OnlineStep(*args, **{name: 0.0}).step(case.x[0], None, case.y[0]))
+        with pytest.raises(ValueError, match=rf"{name}: expected a value in \[0.0, 1.0\), got 1.0"):
+            on.OnlineStep(*args, **{name: 1.0})
+
+
+def test_the_kernels_views_and_split_flat_cut_the_same_layout():
+    """`_views` (the kernels' cut of the flat parameter buffer, run as Python here) and `split_flat`
+    (the Python views) give pieces of the documented shapes that tile the buffer in order, with no
+    gap and no overlap, and agree piece by piece."""
+    H, I, K = 3, 2, 4
+    flat = np.arange(on.flat_size(H, I, K), dtype=np.float64)               # (P,)
+    views = on._views.py_func(flat, H, I, K)
+    assert [v.shape for v in views] == [(2 * H, I), (H,), (H,), (H,), (H,), (H, I + H), (H,), (K, H), (K,)]
+    np.testing.assert_array_equal(np.concatenate([v.ravel() for v in views]), flat)
+    elstm, gate, W_y, b_y = on.split_flat(flat, H, I, K)
+    pieces = (np.concatenate([elstm.W_z, elstm.W_f]), elstm.w_z, elstm.w_f, elstm.b_z, elstm.b_f, *gate, W_y, b_y)
+    for view, piece in zip(views, pieces, strict=True):
+        np.testing.assert_array_equal(view, piece)
+
+
 def test_learning_rate_zero_is_accepted_and_freezes_the_parameters():
     """lr is checked on the closed interval [0, inf): 0 is a valid rate (no movement), at
     construction and through the settable `lr` (a schedule), and a negative one is refused."""
