@@ -75,9 +75,10 @@ def test_runner_kills_covered_mutants_and_rejits_kernels(tmp_path):
     assert (tmp_path / "toy.py").read_text() == TOY["toy.py"]                 # the tree itself is untouched
 
 
-def test_resume_reuses_only_killed_outcomes(tmp_path, monkeypatch):
-    """--resume: killed, crashed and timed-out mutants of an earlier report are reused; survivors
-    and mutants now justified as equivalent run again; an unreadable report is a one-line error."""
+def test_resume_reuses_killed_outcomes_and_carries_survivors(tmp_path, monkeypatch):
+    """--resume: killed, crashed and timed-out mutants of earlier reports are reused (a later file
+    wins for the same key); survivors are returned apart (they run again first); mutants now
+    justified as equivalent are neither; an unreadable report is a one-line error."""
     import json
 
     from verify import mutate
@@ -88,9 +89,46 @@ def test_resume_reuses_only_killed_outcomes(tmp_path, monkeypatch):
     path = tmp_path / "old.json"
     path.write_text(json.dumps(rows))
     monkeypatch.setitem(mutate.EQUIVALENT, ms[4].key, "justified since")
-    got = mutate._reused_outcomes(ms, path)
-    assert [(o.mutant.key, o.status, o.detail) for o in got] == [(ms[k].key, statuses[k], f"d{k}") for k in range(3)]
+    reused, carried = mutate._earlier_outcomes(ms, [path])
+    assert [(o.mutant.key, o.status, o.detail) for o in reused] == [(ms[k].key, statuses[k], f"d{k}") for k in range(3)]
+    assert [(o.mutant.key, o.status) for o in carried] == [(ms[3].key, "survived")]
+    later = tmp_path / "later.json"                                   # a later part killed the survivor
+    later.write_text(json.dumps([dict(key=ms[3].key, status="killed", seconds=2.0, detail="new test")]))
+    reused, carried = mutate._earlier_outcomes(ms, [path, later])
+    assert [o.mutant.key for o in reused] == [m.key for m in ms[:4]] and carried == []
     bad = tmp_path / "bad.json"
     bad.write_text("not json")
     with pytest.raises(SystemExit, match=r"--resume: expected a report \.json"):
-        mutate._reused_outcomes(ms, bad)
+        mutate._earlier_outcomes(ms, [bad])
+
+
+def test_shards_split_the_order_and_merge_back(tmp_path, capsys):
+    """--shard K/N takes every N-th mutant of the seeded order from the K-th: the shards are disjoint
+    and cover every mutant; --resume of the shards' reports with --minutes 0 merges them without
+    running anything; a malformed shard is a one-line error."""
+    import json
+
+    from verify import mutate
+
+    files = ["rtrl_ref/r2ac/optim.py"]
+    listed = {}
+    for k in (1, 2, 3):
+        mutate.main(["--full", "--files", *files, "--shard", f"{k}/3", "--list"])
+        listed[k] = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    mutate.main(["--full", "--files", *files, "--list"])
+    order = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert [listed[1], listed[2], listed[3]] == [order[0::3], order[1::3], order[2::3]]
+    parts = []
+    for k, status in ((1, "killed"), (2, "survived")):
+        part = tmp_path / f"part{k}.json"
+        part.write_text(json.dumps([dict(key=key, status=status, seconds=1.0, detail="") for key in listed[k]]))
+        parts.append(str(part))
+    report = tmp_path / "merged.md"
+    mutate.main(["--full", "--files", *files, "--minutes", "0", "--report", str(report), "--resume", *parts])
+    rows = {r["key"]: r["status"] for r in json.loads(report.with_suffix(".json").read_text())}
+    expected = {key: "killed" for key in listed[1]} | {key: "survived" for key in listed[2]}
+    assert {k: v for k, v in rows.items() if k not in mutate.EQUIVALENT} == \
+        {k: v for k, v in expected.items() if k not in mutate.EQUIVALENT}
+    for bad in ("0/2", "3/2", "a/b", "2"):
+        with pytest.raises(SystemExit, match="--shard: expected K/N"):
+            mutate._shard(bad)

@@ -8,11 +8,17 @@ out.
 
     python -m verify mutate --quick        a seeded sample of QUICK_SAMPLE mutants (minutes)
     python -m verify mutate --full         every mutant (hours on one core)
-    options: --seed N  --sample N  --files PATH ...  --timeout S  --minutes M  --report PATH  --resume PATH.json
-             --keys KEY ...  --list  --strict (exit 1 if a mutant survives)
+    options: --seed N  --sample N  --files PATH ...  --timeout S  --minutes M  --report PATH
+             --resume PATH.json ...  --shard K/N  --keys KEY ...  --list  --strict (exit 1 if a mutant survives)
 
 A sample is a prefix of one seeded random order of all mutants, so a run stopped early (by
 --minutes, or killed: the report is rewritten after every mutant) is still a uniform sample.
+`--shard K/N` runs every N-th mutant of that order from the K-th (one process per core); any
+fixed set of positions of a uniformly random order is a uniform sample, so the union of shards
+stopped at different points is one too. `--resume A.json B.json ...` merges earlier parts: their
+killed, crashed and timed-out mutants are reused, their survivors run again first, then the
+mutants no part has run; survivors not reached before --minutes are carried over as survivors
+(`--minutes 0` only merges).
 
 Why not mutmut or cosmic-ray: both mutate by importing or rewriting modules inside one test
 process, and neither knows that a Numba kernel is compiled machine code cached on disk (a
@@ -329,17 +335,35 @@ def run_mutants(mutants: list[Mutant], root: Path = ROOT, targets: dict = TARGET
     return outcomes, baseline
 
 
-def _reused_outcomes(mutants: list[Mutant], path: Path) -> list[Outcome]:
-    """Outcomes of `mutants` that an earlier report (.json) recorded as killed, crashed or timed out,
-    in the order of `mutants`; survivors and equivalents are not reused (tests or justifications may
-    have changed since)."""
+def _earlier_outcomes(mutants: list[Mutant], paths: Iterable[Path]) -> tuple[list[Outcome], list[Outcome]]:
+    """(reused, carried): the outcomes of `mutants` that earlier reports (.json, a later file wins for
+    the same key) recorded as killed, crashed or timed out, and those they recorded as survivors, both
+    in the order of `mutants`. Survivors run again (tests may have changed since) and are only carried
+    over if not reached; mutants now justified as equivalent are neither."""
+    found: dict[str, dict] = {}
+    for path in paths:
+        try:
+            rows = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as err:
+            raise SystemExit(f"--resume: expected a report .json written by --report, got {path} ({err})") from err
+        found.update({r["key"]: r for r in rows if r.get("status") in ("killed", "crashed", "timeout", "survived")})
+
+    def outcomes(statuses):
+        return [Outcome(m, found[m.key]["status"], float(found[m.key]["seconds"]), found[m.key]["detail"])
+                for m in mutants if m.key in found and m.key not in EQUIVALENT and found[m.key]["status"] in statuses]
+
+    return outcomes(("killed", "crashed", "timeout")), outcomes(("survived",))
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """'K/N' -> (K, N) with 1 <= K <= N."""
     try:
-        rows = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as err:
-        raise SystemExit(f"--resume: expected a report .json written by --report, got {path} ({err})") from err
-    found = {r["key"]: r for r in rows if r.get("status") in ("killed", "crashed", "timeout")}
-    return [Outcome(m, found[m.key]["status"], float(found[m.key]["seconds"]), found[m.key]["detail"])
-            for m in mutants if m.key in found and m.key not in EQUIVALENT]
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        k = n = 0
+    if not 1 <= k <= n:
+        raise SystemExit(f"--shard: expected K/N with 1 <= K <= N (e.g. 1/2), got {text!r}")
+    return k, n
 
 
 # ----------------------------------------------------------------------------- the report
@@ -398,9 +422,12 @@ def main(argv=None) -> int:
     ap.add_argument("--minutes", type=float, default=None,
                     help="start no new mutant after this many minutes (the report says how many ran)")
     ap.add_argument("--strict", action="store_true", help="exit 1 if any mutant survives (for CI)")
-    ap.add_argument("--resume", type=Path, default=None,
-                    help="an earlier report's .json: its killed, crashed and timed-out mutants (same keys) are "
-                         "reused, every other mutant runs (to finish a long --full run in parts)")
+    ap.add_argument("--resume", type=Path, nargs="+", default=None,
+                    help="earlier reports' .json files: their killed, crashed and timed-out mutants (same keys) are "
+                         "reused, their survivors run again first, then the rest (to finish a long --full run in "
+                         "parts; with --minutes 0 only merges them)")
+    ap.add_argument("--shard", type=_shard, default=None, metavar="K/N",
+                    help="only every N-th mutant of the seeded order, from the K-th (one process per core)")
     args = ap.parse_args(argv)
     files = args.files or list(TARGETS)
     unknown = [f for f in files if f not in TARGETS]
@@ -414,13 +441,16 @@ def main(argv=None) -> int:
         random.Random(args.seed).shuffle(mutants)      # any prefix of this order is a uniform sample
         if not args.full:
             mutants = mutants[:args.sample or QUICK_SAMPLE]
+    if args.shard:
+        k, n = args.shard
+        mutants = mutants[k - 1::n]
     if args.list:
         for m in mutants:
             print(f"{m.key} {m.path}:{m.line} {m.operator}: {m.before.strip()} -> {m.after.strip()}")
         return 0
-    reused = _reused_outcomes(mutants, args.resume) if args.resume else []
-    done_keys = {o.mutant.key for o in reused}
-    to_run = [m for m in mutants if m.key not in done_keys]
+    reused, carried = _earlier_outcomes(mutants, args.resume) if args.resume else ([], [])
+    done_keys = {o.mutant.key for o in reused + carried}
+    to_run = [o.mutant for o in carried] + [m for m in mutants if m.key not in done_keys]
     start = time.perf_counter()
     command = " ".join(["python -m verify mutate", *(argv if argv is not None else sys.argv[1:])])
 
@@ -433,11 +463,15 @@ def main(argv=None) -> int:
             kind = f"every mutant ({total})"
         else:
             kind = f"a seeded sample (seed {args.seed}) of {len(mutants)} of {total} mutants"
+        if args.shard:
+            kind += f", shard {args.shard[0]}/{args.shard[1]} ({len(mutants)} mutants)"
         if len(outcomes) < len(mutants):
-            kind += (f"; {'stopped by --minutes' if done else 'in progress'} after the first {len(outcomes)} "
-                     f"of a seeded random order (seed {args.seed}): a uniform random sample of {len(outcomes)}")
-        if reused:
-            kind += f"; {len(reused)} killed outcomes reused from {args.resume} (survivors there ran again)"
+            kind += (f"; {'stopped by --minutes' if done else 'in progress'} with {len(outcomes)} outcomes, "
+                     f"fixed positions of a seeded random order (seed {args.seed}): a uniform random sample")
+        if reused or carried:
+            names = ", ".join(str(p) for p in args.resume)
+            kind += (f"; {len(reused)} killed outcomes reused from {names} (their {len(carried)} survivors "
+                     f"ran again first, any not reached carried over as survivors)")
         header = (f"# Mutation testing report\n\n`{command}`: {kind}, {minutes:.1f} min on one core "
                   f"(Python {sys.version.split()[0]}). Score {pct:.1f}% ({killed} of {counted} non-equivalent "
                   f"mutants killed; crashes and timeouts count as killed and are listed separately). How mutants "
@@ -452,9 +486,17 @@ def main(argv=None) -> int:
         return text
 
     deadline = None if args.minutes is None else time.monotonic() + 60 * args.minutes
-    ran, baseline = run_mutants(to_run, ROOT, TARGETS, args.timeout, log=sys.stderr, deadline=deadline,
-                                progress=lambda done: write(reused + done, False))
-    outcomes = reused + ran
+
+    def merged(ran: list[Outcome]) -> list[Outcome]:
+        rerun = {o.mutant.key for o in ran}
+        return reused + ran + [o for o in carried if o.mutant.key not in rerun]
+
+    if deadline is not None and args.minutes <= 0:
+        ran = []                                        # merge only: no baseline runs either
+    else:
+        ran, _ = run_mutants(to_run, ROOT, TARGETS, args.timeout, log=sys.stderr, deadline=deadline,
+                             progress=lambda done: write(merged(done), False))
+    outcomes = merged(ran)
     write(outcomes, True)
     minutes = (time.perf_counter() - start) / 60
     killed, counted, pct = score(outcomes)
