@@ -28,8 +28,8 @@ PROPERTY = settings(derandomize=True, deadline=None, max_examples=15)
 def online_gradient_sum(params, batch):
     """Sum over the steps of the RTRL gradients, parameters frozen: the gradient of the summed loss."""
     T, B, _ = batch.inputs.shape
-    step = OnlineStep(params.elstm, params.gate, params.readout.W, params.readout.b, B, update=False,
-                      accumulate=True)
+    step = OnlineStep(params.elstm, params.gate, params.readout.W, params.readout.b, B, lr=0.0, max_norm=1.0,
+                      update=False, accumulate=True)
     loss = sum(step.step(batch.inputs[t].astype(np.float64), np.ones(B, bool) if t == 0 else None,
                          batch.targets[t]) for t in range(T))
     return loss, co.CopyParams(step.grads_elstm, step.grads_gate,

@@ -278,11 +278,11 @@ def test_input_errors_name_the_argument():
     with pytest.raises(ValueError, match=r"^y_t: expected an integer dtype, got float64$"):
         stepper.step(case.x[0], None, np.zeros(2))
     with pytest.raises(ValueError, match=r"^B: expected an integer >= 1, got 0$"):
-        on.OnlineStep(case.p, case.q, case.readout.W, case.readout.b, 0)
+        on.OnlineStep(case.p, case.q, case.readout.W, case.readout.b, 0, lr=LR, max_norm=CLIP)
     with pytest.raises(ValueError, match=r"^lr: expected a value in \[0.0, inf\), got -1.0$"):
-        on.OnlineStep(case.p, case.q, case.readout.W, case.readout.b, 2, lr=-1.0)
+        on.OnlineStep(case.p, case.q, case.readout.W, case.readout.b, 2, lr=-1.0, max_norm=CLIP)
     with pytest.raises(ValueError, match=r"^b_y: expected shape \(K=3\), got \(2,\)$"):
-        on.OnlineStep(case.p, case.q, case.readout.W, case.readout.b[:2], 2)
+        on.OnlineStep(case.p, case.q, case.readout.W, case.readout.b[:2], 2, lr=LR, max_norm=CLIP)
     # a float32 x_t for float64 parameters is cast into the stepper's buffer
     assert math.isfinite(stepper.step(case.x[0].astype(np.float32), None, np.array([0, 2], np.int32)))
 
@@ -291,16 +291,17 @@ def test_adam_rates_of_zero_are_accepted_and_one_is_refused():
     """beta1 and beta2 are checked on [0, 1): 0 (no averaging) is a valid Adam setting, 1 is not."""
     case = Case(1, 3, 4, 2, 3, 2, np.zeros((2, 3), bool), np.float64)
     args = (case.p, case.q, case.readout.W, case.readout.b, case.B)
+    kw = dict(lr=LR, max_norm=CLIP)
     for name in ("beta1", "beta2"):
-        assert math.isfinite(on.OnlineStep(*args, **{name: 0.0}).step(case.x[0], None, case.y[0]))
+        assert math.isfinite(on.OnlineStep(*args, **kw, **{name: 0.0}).step(case.x[0], None, case.y[0]))
         with pytest.raises(ValueError, match=rf"{name}: expected a value in \[0.0, 1.0\), got 1.0"):
-            on.OnlineStep(*args, **{name: 1.0})
+            on.OnlineStep(*args, **kw, **{name: 1.0})
 
 
 def test_the_kernels_views_and_split_flat_cut_the_same_layout():
-    """`_views` (the kernels' cut of the flat parameter buffer, run as Python here) and `split_flat`
-    (the Python views) give pieces of the documented shapes that tile the buffer in order, with no
-    gap and no overlap, and agree piece by piece."""
+    """`_views` and `_cell_views` (the kernels' cuts of the flat parameter and gradient buffers, run
+    as Python here) and `split_flat` (the Python views) give pieces of the documented shapes that
+    tile the buffer in order, with no gap and no overlap, and agree piece by piece."""
     H, I, K = 3, 2, 4
     flat = np.arange(on.flat_size(H, I, K), dtype=np.float64)               # (P,)
     views = on._views.py_func(flat, H, I, K)
@@ -310,13 +311,16 @@ def test_the_kernels_views_and_split_flat_cut_the_same_layout():
     pieces = (np.concatenate([elstm.W_z, elstm.W_f]), elstm.w_z, elstm.w_f, elstm.b_z, elstm.b_f, *gate, W_y, b_y)
     for view, piece in zip(views, pieces, strict=True):
         np.testing.assert_array_equal(view, piece)
+    cell = on._cell_views.py_func(flat, H, I)                                  # the gradient's cut too
+    for view, piece in zip(cell, elstm, strict=True):
+        np.testing.assert_array_equal(view, piece)
 
 
 def test_learning_rate_zero_is_accepted_and_freezes_the_parameters():
     """lr is checked on the closed interval [0, inf): 0 is a valid rate (no movement), at
     construction and through the settable `lr` (a schedule), and a negative one is refused."""
     case = Case(1, 3, 4, 2, 3, 2, np.zeros((2, 3), bool), np.float64)
-    at_zero = on.OnlineStep(case.p, case.q, case.readout.W, case.readout.b, case.B, lr=0.0)
+    at_zero = on.OnlineStep(case.p, case.q, case.readout.W, case.readout.b, case.B, lr=0.0, max_norm=CLIP)
     for stepper in (at_zero, case.stepper()):
         stepper.lr = 0.0
         before = stepper.theta.copy()
@@ -340,7 +344,7 @@ def test_widely_separated_logits_stay_finite_and_match_the_reference(dtype):
         b_y = np.zeros(case.K, dtype)
         b_y[big] = 1000.0
         readout = LinearParams(np.zeros_like(case.readout.W), b_y)
-        stepper = on.OnlineStep(case.p, case.q, readout.W, readout.b, case.B, update=False)
+        stepper = on.OnlineStep(case.p, case.q, readout.W, readout.b, case.B, lr=LR, max_norm=CLIP, update=False)
         y = np.arange(case.B) % case.K                                     # every class a target somewhere
         loss = stepper.step(case.x[0], None, y)
         params = CopyParams(case.p, case.q, readout)

@@ -535,4 +535,6 @@ EQUIVALENT: dict[str, str] = {
     "bdc94990e74f": "conv.py keep_cols heuristic: only whether patches are kept or recomputed (equal by a test)",
     "dce02deee5e7": "segment_numba fast path declined: the full argument check runs instead, same arrays, same results",
     "4702033c09f0": "online_numba N_HYPER: a hyperparameter buffer with a tenth slot that nothing writes or reads",
+    "49e149e71143": "core.py overwrite_traces=False: the carried-in traces are copied, not updated in place; same "
+                    "values (the learner never reads them after the call)",
 }

@@ -74,14 +74,20 @@ def _offsets(H, I, K):
 
 
 @numba.njit(**JIT)
+def _cell_views(flat, H, I):
+    """The eLSTM's part of the flat layout: (W_z, W_f (H, I), w_z, w_f, b_z, b_f (H,))."""
+    HI = H * I
+    o_wz = 2 * HI
+    return (flat[0:HI].reshape(H, I), flat[HI:o_wz].reshape(H, I), flat[o_wz:o_wz + H],
+            flat[o_wz + H:o_wz + 2 * H], flat[o_wz + 2 * H:o_wz + 3 * H], flat[o_wz + 3 * H:o_wz + 4 * H])
+
+
+@numba.njit(**JIT)
 def _views(flat, H, I, K):
     """(W_zf (2H, I), w_z, w_f, b_z, b_f (H,), W_o (H, I + H), b_o (H,), W_y (K, H), b_y (K,))."""
     o_wz, o_Wo, o_bo, o_Wy, o_by, P = _offsets(H, I, K)
     W_zf = flat[0:o_wz].reshape(2 * H, I)
-    w_z = flat[o_wz:o_wz + H]
-    w_f = flat[o_wz + H:o_wz + 2 * H]
-    b_z = flat[o_wz + 2 * H:o_wz + 3 * H]
-    b_f = flat[o_wz + 3 * H:o_Wo]
+    _, _, w_z, w_f, b_z, b_f = _cell_views(flat, H, I)
     W_o = flat[o_Wo:o_bo].reshape(H, I + H)
     b_o = flat[o_bo:o_Wy]
     W_y = flat[o_Wy:o_by].reshape(K, H)
@@ -192,12 +198,8 @@ def heads_backward(theta, grad, work, xc, g_xc, log_p, g_logits, y_t, accumulate
 def traces_accumulate(grad, S_Wz, S_Wf, s_vec, x_t, keep, work, hb):
     """Reset, trace update and eLSTM gradient accumulation (Eqs. 7-10): step_numba.step_serial."""
     _, B, H = work.shape
-    I = x_t.shape[1]
-    HI = H * I
-    o_wz = 2 * HI
-    step_serial(S_Wz, S_Wf, s_vec[0], s_vec[1], s_vec[2], s_vec[3],
-                grad[0:HI].reshape(H, I), grad[HI:o_wz].reshape(H, I), grad[o_wz:o_wz + H], grad[o_wz + H:o_wz + 2 * H],
-                grad[o_wz + 2 * H:o_wz + 3 * H], grad[o_wz + 3 * H:o_wz + 4 * H],
+    g_Wz, g_Wf, g_wz, g_wf, g_bz, g_bf = _cell_views(grad, H, x_t.shape[1])
+    step_serial(S_Wz, S_Wf, s_vec[0], s_vec[1], s_vec[2], s_vec[3], g_Wz, g_Wf, g_wz, g_wf, g_bz, g_bf,
                 x_t, work[C_TM1], work[DC_DZPRE], work[DC_DFPRE], work[J], keep, work[G_C], hb)
 
 
@@ -322,14 +324,15 @@ class OnlineStep:
 
     elstm, gate: the eLSTM and output-gate parameters; W_y (K, H), b_y (K,): the readout. All of one
     float dtype, which every buffer takes. update: clip and Adam after each step (lr, max_norm,
-    beta1, beta2, eps as `rtrl_ref.r2ac.optim`); accumulate: sum the gradients over steps instead
+    beta1, beta2, eps as `rtrl_ref.r2ac.optim`; lr and max_norm have no default: the task chooses
+    them, e.g. the copy task's --lr and --clip); accumulate: sum the gradients over steps instead
     of holding the last step's. Views, updated in place by every step: `elstm`, `gate`, `W_y`, `b_y`
     (parameters), `grads_elstm`, `grads_gate`, `grads_W_y`, `grads_b_y`, `traces`, `c`, and the
     flat `theta`, `grad`, `m`, `v`; after a step also `predictions` (B,) and `norm`.
     """
 
-    def __init__(self, elstm: ELSTMParams, gate: OutGateParams, W_y, b_y, B: int, *, lr: float = 3e-3,
-                 max_norm: float = 1.0, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+    def __init__(self, elstm: ELSTMParams, gate: OutGateParams, W_y, b_y, B: int, *, lr: float,
+                 max_norm: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
                  update: bool = True, accumulate: bool = False):
         if not isinstance(elstm, ELSTMParams):
             raise ValueError(f"elstm: expected an ELSTMParams, got {type(elstm).__name__}")

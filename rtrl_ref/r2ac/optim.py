@@ -52,10 +52,11 @@ def rmsprop_init(params) -> RMSPropState:
     return RMSPropState(square_avg=tree_zeros_like(params))
 
 
-def rmsprop_update(params, grads, state: RMSPropState, lr: float, alpha: float = 0.99,
-                   eps: float = 0.01, step: int = 0) -> tuple[object, RMSPropState]:
-    """One RMSProp step: returns (params, state). step k >= 1: bias-correct v as the k-th update;
-    step 0: no correction (PyTorch's RMSprop)."""
+def rmsprop_update(params, grads, state: RMSPropState, lr: float, alpha: float, eps: float,
+                   step: int = 0) -> tuple[object, RMSPropState]:
+    """One RMSProp step: returns (params, state). alpha: the squares' smoothing, eps: added outside
+    the square root (no defaults: the training config holds them, the paper's are 0.99 and 0.01).
+    step k >= 1: bias-correct v as the k-th update; step 0: no correction (PyTorch's RMSprop)."""
     _check_hyper("lr", lr, 0.0, np.inf)
     _check_hyper("alpha", alpha, 0.0, 1.0)
     _check_hyper("eps", eps, 0.0, np.inf)

@@ -83,13 +83,13 @@ def test_first_rmsprop_step_is_lr_with_correction_and_10_lr_without():
     assert_tree_equals(corrected, -6e-4 * 1e-3 / (1e-3 + 1e-8), msg="corrected first step")
     assert_tree_equals(plain, -6e-4 * 1e-3 / (1e-4 + 1e-8), msg="uncorrected first step")
     with pytest.raises(ValueError, match="step"):
-        rmsprop_update(scalar_tree(0.0), g, rmsprop_init(g), 6e-4, step=-1)
+        rmsprop_update(scalar_tree(0.0), g, rmsprop_init(g), 6e-4, 0.99, 0.01, step=-1)
 
 
 def test_rmsprop_is_pure_and_keeps_dtype():
     params = scalar_tree(1.0, np.float32)
     state = rmsprop_init(params)
-    new_params, new_state = rmsprop_update(params, scalar_tree(1.0, np.float32), state, 6e-4)
+    new_params, new_state = rmsprop_update(params, scalar_tree(1.0, np.float32), state, 6e-4, 0.99, 0.01)
     assert_tree_equals(params, 1.0, msg="input params changed")
     assert_tree_equals(state.square_avg, 0.0, msg="input state changed")
     assert all(a.dtype == np.float32 for _, a in tree_leaves((new_params, new_state)))
@@ -166,8 +166,9 @@ def test_linear_decay():
 
 
 @pytest.mark.parametrize("update, kwargs, match", [
-    (rmsprop_update, dict(lr=-1.0), "lr"),
-    (rmsprop_update, dict(lr=1e-3, alpha=1.0), "alpha"),
+    (rmsprop_update, dict(lr=-1.0, alpha=0.99, eps=0.01), "lr"),
+    (rmsprop_update, dict(lr=1e-3, alpha=1.0, eps=0.01), "alpha"),
+    (rmsprop_update, dict(lr=1e-3, alpha=0.99, eps=-1.0), "eps"),
     (adam_update, dict(lr=1e-3, beta2=1.5), "beta2"),
 ])
 def test_optimisers_reject_bad_hyperparameters(update, kwargs, match):
