@@ -298,6 +298,20 @@ def test_adam_rates_of_zero_are_accepted_and_one_is_refused():
             on.OnlineStep(*args, **kw, **{name: 1.0})
 
 
+def test_adam_defaults_of_the_fused_step_are_the_published_ones():
+    """Without beta1, beta2, eps the fused step's Adam is Kingma & Ba's (0.9, 0.999, 1e-8), as
+    `rtrl_ref.r2ac.optim.adam_update`'s: three steps, exactly equal parameters."""
+    case = Case(1, 3, 4, 2, 3, 2, np.zeros((2, 3), bool), np.float64)
+    args = (case.p, case.q, case.readout.W, case.readout.b, case.B)
+    thetas = []
+    for explicit in ({}, dict(beta1=0.9, beta2=0.999, eps=1e-8)):
+        stepper = on.OnlineStep(*args, lr=LR, max_norm=CLIP, **explicit)
+        for t in range(case.T):
+            stepper.step(case.x[t], None, case.y[t])
+        thetas.append(stepper.theta.copy())
+    np.testing.assert_array_equal(thetas[0], thetas[1])
+
+
 def test_the_kernels_views_and_split_flat_cut_the_same_layout():
     """`_views` and `_cell_views` (the kernels' cuts of the flat parameter and gradient buffers, run
     as Python here) and `split_flat` (the Python views) give pieces of the documented shapes that

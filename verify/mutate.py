@@ -537,4 +537,6 @@ EQUIVALENT: dict[str, str] = {
     "4702033c09f0": "online_numba N_HYPER: a hyperparameter buffer with a tenth slot that nothing writes or reads",
     "49e149e71143": "core.py overwrite_traces=False: the carried-in traces are copied, not updated in place; same "
                     "values (the learner never reads them after the call)",
+    "5c5c6d0930f7": "online_numba OnlineStep._S_W with a third (B, H, I) slab that nothing writes or reads (the "
+                    "trace views are slabs 0 and 1)",
 }

@@ -125,6 +125,18 @@ def test_adam_without_bias_correction_would_differ():
     assert abs(tree_leaves(params)[0][1].flat[0] - (-0.5 * 0.2 / 0.3)) > 0.1
 
 
+def test_adam_defaults_are_the_published_ones():
+    """Without beta1, beta2, eps, Adam runs with Kingma & Ba's recommended settings (ICLR 2015,
+    Algorithm 1: 0.9, 0.999, 1e-8), which the copy task relies on: two steps, exactly equal."""
+    runs = []
+    for explicit in ((), (0.9, 0.999, 1e-8)):
+        params, state = scalar_tree(0.0), adam_init(scalar_tree(0.0))
+        for g in (2.0, -1.0):
+            params, state = adam_update(params, scalar_tree(g), state, 0.5, *explicit)
+        runs.append(params)
+    assert_tree_equals(runs[0], tree_leaves(runs[1])[0][1].flat[0], msg="defaults")
+
+
 # ----------------------------------------------------------------------------- clipping, decay
 
 def test_clip_by_global_norm():
