@@ -24,7 +24,7 @@ from test_learner_exact import collect as collect_history
 
 import envs
 from rtrl_ref.r2ac.config import build_parser, describe_config, make_config, read_config
-from rtrl_ref.r2ac.core import StackedCoreParams, StackedTraces, get_core
+from rtrl_ref.r2ac.core import StackedCoreParams, StackedTraces, get_core, get_learner, get_stem_grad
 from rtrl_ref.r2ac.loop import train
 from rtrl_ref.r2ac.network import AgentSpec, act, init_agent, unroll_forward
 from rtrl_ref.r2ac.train import main as train_main
@@ -91,6 +91,40 @@ def test_dropping_the_cross_layer_traces_is_not_exact():
                       full.core.elstm[1], EXACT)
     tbptt, _ = learner_grads("tbptt", spec, params, hist, 4, 3)
     assert not all(c.ok for c in compare_fields("tbptt vs exact", tbptt.core, full.core, 1e-3))
+
+
+@pytest.mark.parametrize("learner", ["rtrl", "tbptt"])
+def test_stacked_stem_gradient_is_the_unroll_losss_input_gradient(learner):
+    """An independent check of the stack's input gradient (the tests above compare learners that share
+    it): with the tbptt stem gradient, g_x = d/dx of sum_t <g_h[t], h_t> over one unroll, the carried
+    cell held fixed (per-row resets inside), by central differences of the forward pass."""
+    rng = np.random.default_rng(2)
+    T, B, I, H, L = 3, 2, 3, 4, 2
+    core = get_core("elstm", L)
+    params = core.init(rng, I, H, np.float64)
+    x = rng.standard_normal((T + 1, B, I))                                   # (T + 1, B, I)
+    reset = np.zeros((T + 1, B), bool)
+    reset[2, 1] = True                                                       # row 1 resets, row 0 does not
+    g_h = rng.standard_normal((T, B, H))                                     # (T, B, H)
+    lrn = get_learner(learner, "elstm", L)
+    c0 = rng.standard_normal(lrn.init_state(B, I, H, np.float64).c.shape)
+
+    def state():
+        return lrn.init_state(B, I, H, np.float64)._replace(c=c0.copy())
+
+    def loss(x):
+        h, _ = lrn.forward(params, x, reset, state())
+        return float(np.sum(g_h * h[:T]))
+
+    _, cache = lrn.forward(params, x, reset, state())
+    g_x = lrn.backward(get_stem_grad("tbptt"), params, cache, reset, g_h, state()).g_x   # (T, B, I)
+    fd, eps = np.zeros_like(g_x), 1e-6
+    for idx in np.ndindex(*g_x.shape):
+        up, down = x.copy(), x.copy()
+        up[idx] += eps
+        down[idx] -= eps
+        fd[idx] = (loss(up) - loss(down)) / (2 * eps)
+    assert compare(f"stacked stem gradient vs central differences ({learner})", g_x, fd, 1e-6).ok
 
 
 @pytest.mark.parametrize("layers", [2, 3])
