@@ -233,15 +233,18 @@ def assert_nan_close(name, got, want):
 
 def test_non_finite_values_propagate_as_in_the_numpy_reference(backend):
     """The kernels do not scan for finiteness (a second pass over the traces): a NaN in a
-    carried-in trace flows into exactly the outputs it flows into in the NumPy reference."""
+    carried-in trace flows into exactly the outputs it flows into in the NumPy reference, with
+    C-ordered arguments (the fast path of the argument check) and Fortran-ordered ones (the full
+    check, which copies them)."""
     traces, cache, reset_t, g_c_t, grads = step_inputs(2, 5, 3, 4, np.float64, np.array([0, 1, 0, 0, 0], bool))
     traces.W_z[0, 2, 1] = traces.w_f[3, 1] = np.nan
     want = trace_step_accumulate(checks.copy_tree(traces), cache, reset_t, g_c_t, checks.copy_tree(grads))
     be = checks.get_backend(backend)
-    got = be.trace_step_accumulate(*checks.to_backend(backend, checks.copy_tree(traces), cache, reset_t, g_c_t,
-                                                      checks.copy_tree(grads)))
-    assert_nan_close("step traces", got[0], want[0])
-    assert_nan_close("step grads", got[1], want[1])
+    for layout in (np.ascontiguousarray, np.asfortranarray):
+        S, G = (type(tree)(*(layout(a) for a in checks.copy_tree(tree))) for tree in (traces, grads))
+        got = be.trace_step_accumulate(*checks.to_backend(backend, S, cache, reset_t, g_c_t, G))
+        assert_nan_close(f"step traces ({layout.__name__})", got[0], want[0])
+        assert_nan_close(f"step grads ({layout.__name__})", got[1], want[1])
     traces_in, *rest = carried_inputs(3, 4, 5, 3, 4, np.float64)
     traces_in.W_z[4, 1, 2] = traces_in.b_z[2, 0] = np.nan
     want = segment_carried_pass(checks.copy_tree(traces_in), *rest)
