@@ -132,3 +132,18 @@ def test_shards_split_the_order_and_merge_back(tmp_path, capsys):
     for bad in ("0/2", "3/2", "a/b", "2"):
         with pytest.raises(SystemExit, match="--shard: expected K/N"):
             mutate._shard(bad)
+
+
+def test_mutants_run_under_the_ci_profile_without_shrinking():
+    """The runner's Hypothesis profile is registered (tests/conftest.py) and is CI's in every
+    setting that decides which examples run; only the phases after a failure (shrinking and
+    explaining it) are left out."""
+    from hypothesis import Phase, settings
+
+    from verify.mutate import HYPOTHESIS_PROFILE
+
+    mutate, ci = settings.get_profile(HYPOTHESIS_PROFILE), settings.get_profile("ci")
+    assert set(ci.phases) - set(mutate.phases) == {Phase.shrink, Phase.explain}
+    assert set(mutate.phases) < set(ci.phases)
+    for name in ("derandomize", "max_examples", "deadline", "suppress_health_check"):
+        assert getattr(mutate, name) == getattr(ci, name), name

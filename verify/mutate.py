@@ -34,8 +34,9 @@ what is needed:
 - Numba: the unmutated kernels are compiled once into a base NUMBA_CACHE_DIR; a mutant of a
   kernel file runs on a copy of that cache without the mutated module's entries, so the mutant
   kernel is re-jitted (with the JIT on: real kernel semantics), the others load from cache;
-- each mutant runs `pytest -x` on its file's tests (CI Hypothesis profile: derandomized; tests
-  marked gpu or slow left out) under a timeout; a failing test kills it; a crash (signal,
+- each mutant runs `pytest -x` on its file's tests (the `mutate` Hypothesis profile: CI's,
+  derandomized, but a failing example is not shrunk, which took most of a killed mutant's time;
+  tests marked gpu or slow left out) under a timeout; a failing test kills it; a crash (signal,
   collection error) or a timeout counts as killed but is reported separately;
 - one test process at a time (one core), threads pinned to one, address space capped at
   MEMORY_LIMIT (a mutant of a memory guard then fails with MemoryError, not the OOM killer).
@@ -60,6 +61,7 @@ from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK_SAMPLE = 60
+HYPOTHESIS_PROFILE = "mutate"   # tests/conftest.py: the CI profile without shrinking a failing example
 COPIED = ("rtrl_ref", "verify", "envs", "tests", "pyproject.toml")
 
 _CORE_TESTS = ("tests/test_rtrl_exact.py", "tests/test_bptt_fd.py", "tests/test_kernels.py", "tests/test_core.py",
@@ -241,8 +243,8 @@ def _copy_tree(root: Path, dst: Path, copied: Iterable[str]) -> None:
 
 def _env(cache_dir: Path) -> dict:
     env = dict(os.environ, CI="true", PYTHONDONTWRITEBYTECODE="1", NUMBA_CACHE_DIR=str(cache_dir),
-               NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    env.pop("HYPOTHESIS_PROFILE", None)
+               NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               HYPOTHESIS_PROFILE=HYPOTHESIS_PROFILE)
     env.pop("PYTHONPATH", None)
     return env
 
