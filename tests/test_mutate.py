@@ -77,8 +77,8 @@ def test_runner_kills_covered_mutants_and_rejits_kernels(tmp_path):
 
 def test_resume_reuses_killed_outcomes_and_carries_survivors(tmp_path, monkeypatch):
     """--resume: killed, crashed and timed-out mutants of earlier reports are reused (a later file
-    wins for the same key); survivors are returned apart (they run again first); mutants now
-    justified as equivalent are neither; an unreadable report is a one-line error."""
+    wins for the same key); survivors, and mutants now justified as equivalent, are carried apart
+    (they run again first); an unreadable report is a one-line error."""
     import json
 
     from verify import mutate
@@ -91,11 +91,12 @@ def test_resume_reuses_killed_outcomes_and_carries_survivors(tmp_path, monkeypat
     monkeypatch.setitem(mutate.EQUIVALENT, ms[4].key, "justified since")
     reused, carried = mutate._earlier_outcomes(ms, [path])
     assert [(o.mutant.key, o.status, o.detail) for o in reused] == [(ms[k].key, statuses[k], f"d{k}") for k in range(3)]
-    assert [(o.mutant.key, o.status) for o in carried] == [(ms[3].key, "survived")]
+    assert [(o.mutant.key, o.status, o.detail) for o in carried] == [(ms[4].key, "equivalent", "justified since"),
+                                                                     (ms[3].key, "survived", "d3")]
     later = tmp_path / "later.json"                                   # a later part killed the survivor
     later.write_text(json.dumps([dict(key=ms[3].key, status="killed", seconds=2.0, detail="new test")]))
     reused, carried = mutate._earlier_outcomes(ms, [path, later])
-    assert [o.mutant.key for o in reused] == [m.key for m in ms[:4]] and carried == []
+    assert [o.mutant.key for o in reused] == [m.key for m in ms[:4]] and [o.status for o in carried] == ["equivalent"]
     bad = tmp_path / "bad.json"
     bad.write_text("not json")
     with pytest.raises(SystemExit, match=r"--resume: expected a report \.json"):

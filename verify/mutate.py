@@ -61,6 +61,7 @@ from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK_SAMPLE = 60
+STATUSES = ("killed", "crashed", "timeout", "survived", "equivalent")
 HYPOTHESIS_PROFILE = "mutate"   # tests/conftest.py: the CI profile without shrinking a failing example
 COPIED = ("rtrl_ref", "verify", "envs", "tests", "pyproject.toml")
 
@@ -338,23 +339,26 @@ def run_mutants(mutants: list[Mutant], root: Path = ROOT, targets: dict = TARGET
 
 
 def _earlier_outcomes(mutants: list[Mutant], paths: Iterable[Path]) -> tuple[list[Outcome], list[Outcome]]:
-    """(reused, carried): the outcomes of `mutants` that earlier reports (.json, a later file wins for
-    the same key) recorded as killed, crashed or timed out, and those they recorded as survivors, both
-    in the order of `mutants`. Survivors run again (tests may have changed since) and are only carried
-    over if not reached; mutants now justified as equivalent are neither."""
+    """(reused, carried), in the order of `mutants`, from earlier reports (.json; a later file wins for
+    the same key): reused, the mutants they recorded as killed, crashed or timed out; carried, the ones
+    they reached that are now justified as equivalent (with today's reason), then their survivors.
+    Carried mutants run again first (tests may have changed since) and are reported as they were if not
+    reached (an equivalent one is never run)."""
     found: dict[str, dict] = {}
     for path in paths:
         try:
             rows = json.loads(Path(path).read_text())
         except (OSError, ValueError) as err:
             raise SystemExit(f"--resume: expected a report .json written by --report, got {path} ({err})") from err
-        found.update({r["key"]: r for r in rows if r.get("status") in ("killed", "crashed", "timeout", "survived")})
+        found.update({r["key"]: r for r in rows if r.get("status") in STATUSES})
 
     def outcomes(statuses):
         return [Outcome(m, found[m.key]["status"], float(found[m.key]["seconds"]), found[m.key]["detail"])
                 for m in mutants if m.key in found and m.key not in EQUIVALENT and found[m.key]["status"] in statuses]
 
-    return outcomes(("killed", "crashed", "timeout")), outcomes(("survived",))
+    equivalent = [Outcome(m, "equivalent", 0.0, EQUIVALENT[m.key]) for m in mutants
+                  if m.key in found and m.key in EQUIVALENT]
+    return outcomes(("killed", "crashed", "timeout")), equivalent + outcomes(("survived",))
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -472,8 +476,8 @@ def main(argv=None) -> int:
                      f"fixed positions of a seeded random order (seed {args.seed}): a uniform random sample")
         if reused or carried:
             names = ", ".join(str(p) for p in args.resume)
-            kind += (f"; {len(reused)} killed outcomes reused from {names} (their {len(carried)} survivors "
-                     f"ran again first, any not reached carried over as survivors)")
+            kind += (f"; {len(reused)} killed outcomes reused from {names} (their {len(carried)} survivors and "
+                     f"equivalents ran again first, any not reached carried over as they were)")
         header = (f"# Mutation testing report\n\n`{command}`: {kind}, {minutes:.1f} min on one core "
                   f"(Python {sys.version.split()[0]}). Score {pct:.1f}% ({killed} of {counted} non-equivalent "
                   f"mutants killed; crashes and timeouts count as killed and are listed separately). How mutants "
